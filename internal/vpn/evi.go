@@ -1,0 +1,453 @@
+package vpn
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+
+	"github.com/bagpipe-go/bagpipe/internal/dataplane"
+	"github.com/bagpipe-go/bagpipe/internal/engine"
+	"github.com/bagpipe-go/bagpipe/internal/route"
+)
+
+// This file holds the E-VPN instance state (RFC 7432, RFC 8365; reference
+// §2.3.4, §2.4, §5.2, §5.3, §5.5) as a plain object without goroutines:
+// API operations and engine events go in, routes to publish, subscription
+// changes and dataplane changes come out (effects). instance.go runs it on
+// the instance goroutine; tests and benchmarks drive it directly.
+
+// effects is what the owner of an instance state must do after an
+// operation, in this order: unsubscribe, subscribe, publish, apply.
+type effects struct {
+	unsubscribe []engine.Match
+	subscribe   []engine.Match
+	publish     []engine.Event
+	changes     []dataplane.EVIChange
+}
+
+// rdSource hands out per-endpoint RD numbers (the manager's shared RD
+// allocator, reference §5.1).
+type rdSource interface {
+	allocRD() (uint16, error)
+	releaseRD(n uint16)
+}
+
+// instanceBase is what every VPN instance type has: identity, route
+// targets, local endpoints and their bookkeeping, and the engine source.
+// A VRF will embed it beside the EVI.
+type instanceBase struct {
+	id          uint32
+	externalID  string
+	name        string // worker name: "EVI-<id>"
+	vni         vniLease
+	rdNum       uint16
+	rd          route.RD
+	bgpAddr     netip.Addr // BGP local address (RDs, type-3 originator)
+	dpAddr      netip.Addr // dataplane local address (next hop, VTEP)
+	src         *route.Source
+	importRTs   []route.RT
+	exportRTs   []route.RT
+	description *string
+	log         *slog.Logger
+	rds         rdSource
+
+	endpoints map[epKey]*endpoint
+	macPort   map[route.MAC]dataplane.LocalPort // MAC → the port it is bound to
+	ipMAC     map[netip.Prefix]route.MAC        // IP → the MAC it is bound to
+	portEPs   map[string]int                    // linuxif → number of endpoints
+}
+
+// epKey identifies a local endpoint; ip is invalid for a MAC-only
+// (E-VPN wildcard) endpoint. The prefix is kept as given, so "10.0.0.5/24"
+// and "10.0.0.5" (/32) are different endpoints, as upstream.
+type epKey struct {
+	mac route.MAC
+	ip  netip.Prefix
+}
+
+func (k epKey) String() string {
+	ip := "None"
+	if k.ip.IsValid() {
+		ip = k.ip.String()
+	}
+	return fmt.Sprintf("(%s, %s)", k.mac, ip)
+}
+
+// endpoint is a plugged (MAC, IP) and its advertised route.
+type endpoint struct {
+	port        dataplane.LocalPort
+	rdNum       uint16
+	rd          route.RD
+	localPref   uint32
+	lbOrder     uint32
+	description json.RawMessage
+	adv         *route.Route // advertised route, nil when not advertised
+}
+
+// evi is the state of one E-VPN instance.
+type evi struct {
+	instanceBase
+	dp        dataplane.EVIDataplane
+	advEncaps []route.Encap // driver encaps without EncapDefault (never advertised)
+	mcRoute   *route.Route  // advertised Inclusive Multicast route, or nil
+	rt        *tracker
+}
+
+// eviParams are what the manager allocated for a new EVI.
+type eviParams struct {
+	id         uint32
+	externalID string
+	vni        vniLease
+	rdNum      uint16
+	bgpAddr    netip.Addr
+	dpAddr     netip.Addr
+	hostname   string
+	encaps     []route.Encap
+	dp         dataplane.EVIDataplane
+	rds        rdSource
+	log        *slog.Logger
+}
+
+func newEVI(p eviParams) *evi {
+	name := fmt.Sprintf("EVI-%d", p.id)
+	e := &evi{
+		instanceBase: instanceBase{
+			id: p.id, externalID: p.externalID, name: name, vni: p.vni,
+			rdNum: p.rdNum, rd: route.NewRDIPv4(p.bgpAddr, p.rdNum),
+			bgpAddr: p.bgpAddr, dpAddr: p.dpAddr, rds: p.rds,
+			log:       p.log.With("instance", name, "vpn_instance_id", p.externalID),
+			endpoints: map[epKey]*endpoint{}, macPort: map[route.MAC]dataplane.LocalPort{},
+			ipMAC: map[netip.Prefix]route.MAC{}, portEPs: map[string]int{},
+		},
+		dp: p.dp,
+		rt: newTracker(p.hostname, name, p.encaps),
+	}
+	for _, enc := range p.encaps {
+		if enc != route.EncapDefault {
+			e.advEncaps = append(e.advEncaps, enc)
+		}
+	}
+	return e
+}
+
+// dedupRTs removes duplicate RTs, keeping the first occurrence's order.
+func dedupRTs(rts []route.RT) []route.RT {
+	out := make([]route.RT, 0, len(rts))
+	for _, rt := range rts {
+		if !slices.Contains(out, rt) {
+			out = append(out, rt)
+		}
+	}
+	return out
+}
+
+func sameRTSet(a, b []route.RT) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// samePort is the deep equality upstream applies to local_port objects.
+func samePort(a, b dataplane.LocalPort) bool {
+	if a.LinuxIf != b.LinuxIf || a.VLAN != b.VLAN || a.EVPN != b.EVPN || a.Raw != b.Raw {
+		return false
+	}
+	if (a.OVS == nil) != (b.OVS == nil) {
+		return false
+	}
+	return a.OVS == nil || *a.OVS == *b.OVS
+}
+
+// localAttrs builds the path attributes of every route the EVI originates
+// (reference §5.2, §6): NEXT_HOP, ORIGIN IGP, LOCAL_PREF always set, the
+// export RTs, the Encapsulation communities of the driver (RFC 5512 §4.5,
+// "default" never advertised) and, for endpoint routes, the Consistent Hash
+// Sort Order community that upstream always adds. All wire-layout choices
+// for local routes are made here.
+func (e *evi) localAttrs(nextHop netip.Addr, localPref uint32, lbOrder *uint32, pmsi *route.PMSI) *route.Attrs {
+	a := &route.Attrs{
+		NextHop:      nextHop,
+		Origin:       0,
+		HasLocalPref: true,
+		LocalPref:    localPref,
+		RTs:          slices.Clone(e.exportRTs),
+		Encaps:       slices.Clone(e.advEncaps),
+		PMSI:         pmsi,
+	}
+	if lbOrder != nil {
+		a.HasLBOrder, a.LBOrder = true, *lbOrder
+	}
+	return a
+}
+
+// multicastRoute is the Inclusive Multicast Ethernet Tag route (type 3,
+// RFC 7432 §7.3) with an ingress-replication PMSI tunnel attribute
+// (RFC 7432 §11.2, RFC 6514 §5): tunnel id = VTEP, label = VNI
+// (RFC 8365 §5.1.3).
+func (e *evi) multicastRoute() *route.Route {
+	pmsi := &route.PMSI{TunnelType: route.PMSIIngressReplication, Label: e.vni.vni, TunnelID: e.dpAddr}
+	return &route.Route{
+		Family: route.FamilyEVPN,
+		Key:    route.EVPNMulticastKey(e.rd, 0, e.bgpAddr),
+		Attrs:  e.localAttrs(e.bgpAddr, 100, nil, pmsi),
+		Source: e.src,
+	}
+}
+
+// endpointRoute is the MAC/IP Advertisement route (type 2, RFC 7432 §7.2)
+// of an endpoint: ESI 0, Ethernet tag 0, label = VNI as a raw 24-bit value
+// (RFC 8365 §5.1.3); RD = instance RD with an IP, per-endpoint RD for a
+// MAC-only endpoint (upstream rule, reference §2.3.4).
+func (e *evi) endpointRoute(k epKey, ep *endpoint) *route.Route {
+	rd := e.rd
+	var ip netip.Addr
+	if k.ip.IsValid() {
+		ip = k.ip.Addr()
+	} else {
+		rd = ep.rd
+	}
+	lb := ep.lbOrder
+	return &route.Route{
+		Family: route.FamilyEVPN,
+		Label:  e.vni.vni,
+		Key:    route.EVPNMACIPKey(rd, 0, k.mac, ip),
+		Attrs:  e.localAttrs(e.dpAddr, ep.localPref, &lb, nil),
+		Source: e.src,
+	}
+}
+
+// advertise (re)publishes r in place of *cur when they differ, and
+// withdraws *cur when r is nil.
+func advertise(fx *effects, cur **route.Route, r *route.Route) {
+	switch {
+	case r == nil && *cur != nil:
+		fx.publish = append(fx.publish, engine.Event{Kind: engine.Withdraw, Route: *cur})
+	case r != nil && (*cur == nil || !route.Equal(*cur, r)):
+		fx.publish = append(fx.publish, engine.Event{Kind: engine.Advertise, Route: r})
+	default:
+		return
+	}
+	*cur = r
+}
+
+// readvertiseEndpoint publishes the endpoint's route as it should be now
+// (nothing when export RTs are empty).
+func (e *evi) readvertiseEndpoint(fx *effects, k epKey, ep *endpoint) {
+	var r *route.Route
+	if len(e.exportRTs) > 0 {
+		r = e.endpointRoute(k, ep)
+	}
+	advertise(fx, &ep.adv, r)
+}
+
+func (e *evi) readvertiseMulticast(fx *effects) {
+	var r *route.Route
+	if len(e.exportRTs) > 0 {
+		r = e.multicastRoute()
+	}
+	advertise(fx, &e.mcRoute, r)
+}
+
+// start produces the creation effects: subscriptions for the import RTs
+// and the multicast route (reference §2.3.2 step 3).
+func (e *evi) start(importRTs, exportRTs []route.RT) effects {
+	var fx effects
+	e.importRTs = dedupRTs(importRTs)
+	e.exportRTs = dedupRTs(exportRTs)
+	e.rt.imports = e.importRTs
+	for _, rt := range e.importRTs {
+		fx.subscribe = append(fx.subscribe, engine.Match{Family: route.FamilyEVPN, RT: rt})
+	}
+	e.readvertiseMulticast(&fx)
+	return fx
+}
+
+// updateRTs applies the import/export lists of an attach (reference §5.3).
+func (e *evi) updateRTs(fx *effects, importRTs, exportRTs []route.RT) {
+	imp, exp := dedupRTs(importRTs), dedupRTs(exportRTs)
+	for _, rt := range e.importRTs {
+		if !slices.Contains(imp, rt) {
+			fx.unsubscribe = append(fx.unsubscribe, engine.Match{Family: route.FamilyEVPN, RT: rt})
+		}
+	}
+	for _, rt := range imp {
+		if !slices.Contains(e.importRTs, rt) {
+			fx.subscribe = append(fx.subscribe, engine.Match{Family: route.FamilyEVPN, RT: rt})
+		}
+	}
+	e.importRTs = imp
+	e.rt.imports = imp
+	if !sameRTSet(exp, e.exportRTs) {
+		e.exportRTs = exp
+		// Unlike upstream, the multicast route follows export changes too.
+		e.readvertiseMulticast(fx)
+		for _, k := range e.sortedEndpoints() {
+			e.readvertiseEndpoint(fx, k, e.endpoints[k])
+		}
+	}
+}
+
+func (e *evi) sortedEndpoints() []epKey {
+	keys := make([]epKey, 0, len(e.endpoints))
+	for k := range e.endpoints {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if c := slices.Compare(keys[i].mac[:], keys[j].mac[:]); c != 0 {
+			return c < 0
+		}
+		return keys[i].ip.String() < keys[j].ip.String()
+	})
+	return keys
+}
+
+// attach plugs (or refreshes) an endpoint and applies the instance-level
+// parameters of the request. A rejected request leaves the state unchanged.
+func (e *evi) attach(req *AttachRequest) (effects, error) {
+	var fx effects
+	k := epKey{mac: req.MAC, ip: req.IP}
+	if req.IP.IsValid() && req.AdvertiseSubnet && req.IP.Bits() != req.IP.Addr().BitLen() {
+		// Upstream fails with 500 here too (reference §2.3.1).
+		return fx, fmt.Errorf("E-VPN cannot advertise subnet %s: MAC/IP routes carry a single address (RFC 7432 §7.2); attach with a /32 or without advertise_subnet", req.IP)
+	}
+	if port, ok := e.macPort[req.MAC]; ok && !samePort(port, req.LocalPort) {
+		return fx, clientErr(400, "Port information is not consistent. MAC address cannot be bound to two different ports. Previous plug for port %s (%s) vs. port %s (%s)",
+			port.LinuxIf, req.MAC, req.LocalPort.LinuxIf, req.MAC)
+	}
+	if req.IP.IsValid() {
+		if mac, ok := e.ipMAC[req.IP]; ok && mac != req.MAC {
+			return fx, clientErr(400, "Inconsistent endpoint info: IP %s already bound to a MAC address different from %s (%s)", req.IP, req.MAC, mac)
+		}
+	}
+	localPref := uint32(100)
+	if req.LocalPref != nil {
+		localPref = *req.LocalPref
+	}
+
+	ep, exists := e.endpoints[k]
+	if !exists {
+		n, err := e.rds.allocRD()
+		if err != nil {
+			return fx, fmt.Errorf("plugging endpoint %s: %w", k, err)
+		}
+		if err := e.dp.Plug(req.LocalPort, req.MAC, req.IP.Addr()); err != nil {
+			e.rds.releaseRD(n)
+			return fx, fmt.Errorf("dataplane plug of endpoint %s on port %q failed: %w", k, req.LocalPort.LinuxIf, err)
+		}
+		// Committed from here on.
+		if req.IP.IsValid() {
+			// E-VPN wildcard: a MAC-only endpoint gives way to MAC+IP ones.
+			if wk := (epKey{mac: req.MAC}); e.endpoints[wk] != nil {
+				e.forget(&fx, wk)
+			}
+			e.ipMAC[req.IP] = req.MAC
+		}
+		ep = &endpoint{port: req.LocalPort, rdNum: n, rd: route.NewRDIPv4(e.bgpAddr, n)}
+		e.endpoints[k] = ep
+		e.macPort[req.MAC] = req.LocalPort
+		e.portEPs[req.LocalPort.LinuxIf]++
+	}
+	// Refresh (or first set) of the per-endpoint parameters.
+	ep.localPref, ep.lbOrder = localPref, req.LBOrder
+	ep.description = slices.Clone(req.Description)
+	e.description = req.InstanceDescription
+	e.updateRTs(&fx, req.ImportRTs, req.ExportRTs)
+	e.readvertiseEndpoint(&fx, k, ep)
+	return fx, nil
+}
+
+// forget withdraws an endpoint's route and drops its bookkeeping without
+// calling the dataplane (its port stays plugged for the endpoint that
+// replaces it, or the dataplane was already told).
+func (e *evi) forget(fx *effects, k epKey) {
+	ep := e.endpoints[k]
+	advertise(fx, &ep.adv, nil)
+	e.rds.releaseRD(ep.rdNum)
+	delete(e.endpoints, k)
+	if k.ip.IsValid() {
+		delete(e.ipMAC, k.ip)
+	}
+	if e.portEPs[ep.port.LinuxIf]--; e.portEPs[ep.port.LinuxIf] <= 0 {
+		delete(e.portEPs, ep.port.LinuxIf)
+	}
+	for ok := range e.endpoints {
+		if ok.mac == k.mac {
+			return
+		}
+	}
+	delete(e.macPort, k.mac)
+}
+
+// detach unplugs an endpoint, or with no IP every endpoint of the MAC (its
+// IPs first, then the MAC-only one). It reports whether the instance has
+// no endpoint left (it must then stop).
+func (e *evi) detach(req *DetachRequest) (fx effects, empty bool, err error) {
+	var keys []epKey
+	if req.IP.IsValid() {
+		k := epKey{mac: req.MAC, ip: req.IP}
+		if e.endpoints[k] == nil {
+			return fx, false, clientErr(400, "Endpoint %s not plugged yet, can't unplug", k)
+		}
+		keys = []epKey{k}
+	} else {
+		for _, k := range e.sortedEndpoints() {
+			if k.mac == req.MAC && k.ip.IsValid() {
+				keys = append(keys, k)
+			}
+		}
+		if wk := (epKey{mac: req.MAC}); e.endpoints[wk] != nil {
+			keys = append(keys, wk)
+		}
+		if len(keys) == 0 {
+			return fx, false, clientErr(400, "Endpoint %s not plugged yet, can't unplug", epKey{mac: req.MAC})
+		}
+	}
+	var errs []error
+	for _, k := range keys {
+		ep := e.endpoints[k]
+		port := ep.port
+		e.forget(&fx, k)
+		last := e.portEPs[port.LinuxIf] == 0
+		// The endpoint is forgotten even if the dataplane fails: its route
+		// is withdrawn and a retry of the detach would find nothing.
+		if uerr := e.dp.Unplug(port, k.mac, k.ip.Addr(), last); uerr != nil {
+			errs = append(errs, fmt.Errorf("dataplane unplug of endpoint %s from port %q failed: %w", k, port.LinuxIf, uerr))
+		}
+	}
+	return fx, len(e.endpoints) == 0, errors.Join(errs...)
+}
+
+// stop releases the endpoints' RDs and closes the dataplane; the owner
+// then calls engine Cleanup (which withdraws every route of the instance)
+// and releases the instance identifiers.
+func (e *evi) stop() error {
+	var errs []error
+	for _, k := range e.sortedEndpoints() {
+		ep := e.endpoints[k]
+		e.rds.releaseRD(ep.rdNum)
+		delete(e.endpoints, k)
+	}
+	clear(e.macPort)
+	clear(e.ipMAC)
+	clear(e.portEPs)
+	if err := e.dp.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the dataplane of %s: %w", e.name, err))
+	}
+	return errors.Join(errs...)
+}
+
+// receive processes engine events; the returned changes go to the
+// dataplane in one Apply call.
+func (e *evi) receive(events []engine.Event, changes []dataplane.EVIChange) []dataplane.EVIChange {
+	return e.rt.handle(events, changes)
+}

@@ -1,0 +1,226 @@
+package vpn
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bagpipe-go/bagpipe/internal/dataplane"
+	"github.com/bagpipe-go/bagpipe/internal/engine"
+	"github.com/bagpipe-go/bagpipe/internal/route"
+)
+
+// Engine is the part of the route engine the VPN layer uses. Both
+// *engine.Engine and the synchronous *engine.Table implement it.
+type Engine interface {
+	Register(w engine.Worker) *route.Source
+	Publish(src *route.Source, events []engine.Event)
+	Subscribe(w engine.Worker, m engine.Match)
+	Unsubscribe(w engine.Worker, m engine.Match)
+	Cleanup(w engine.Worker)
+}
+
+// errStopped is returned by requests that reach an instance after it
+// stopped; the manager then retries on a fresh instance.
+var errStopped = errors.New("VPN instance stopped")
+
+// request is an API operation run on the instance goroutine.
+type request struct {
+	fn    func() error
+	reply chan error
+}
+
+// message is an inbox entry: an event batch or a request.
+type message struct {
+	events []engine.Event
+	req    *request
+}
+
+// inbox is an unbounded FIFO: putting never blocks (engine deliveries must
+// not block, reference §4.5 / engine contract).
+type inbox struct {
+	mu     sync.Mutex
+	items  []message
+	signal chan struct{}
+}
+
+func (q *inbox) put(m message) {
+	q.mu.Lock()
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *inbox) take() []message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := q.items
+	q.items = nil
+	return items
+}
+
+// instance runs an EVI on its own goroutine as an engine worker.
+type instance struct {
+	typ     Type
+	m       *Manager
+	e       *evi
+	eng     Engine
+	q       inbox
+	done    chan struct{} // closed when the goroutine exits
+	stopped atomic.Bool
+	info    atomic.Pointer[InstanceInfo]
+	// ignoreLog rate-limits "route ignored" warnings (owned by the loop).
+	lastWarn   time.Time
+	suppressed int
+}
+
+// Name is the worker name ("EVI-3").
+func (in *instance) Name() string { return in.e.name }
+
+// IsPeer is false: VPN instances are local workers.
+func (in *instance) IsPeer() bool { return false }
+
+// Deliver queues a copy of the events for the instance goroutine.
+func (in *instance) Deliver(events []engine.Event) {
+	if in.stopped.Load() || len(events) == 0 {
+		return
+	}
+	in.q.put(message{events: append([]engine.Event(nil), events...)})
+}
+
+// do runs fn on the instance goroutine and waits for its result.
+func (in *instance) do(ctx context.Context, fn func() error) error {
+	if in.stopped.Load() {
+		return errStopped
+	}
+	r := &request{fn: fn, reply: make(chan error, 1)}
+	in.q.put(message{req: r})
+	select {
+	case err := <-r.reply:
+		return err
+	case <-in.done:
+		// The goroutine exited; the request may have run just before.
+		select {
+		case err := <-r.reply:
+			return err
+		default:
+			return errStopped
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (in *instance) warnIgnored(reason string, r *route.Route) {
+	now := time.Now()
+	if now.Sub(in.lastWarn) < 10*time.Second {
+		in.suppressed++
+		return
+	}
+	in.e.log.Warn("received route ignored", "reason", reason, "route", r.String(), "from", srcName(r),
+		"encaps", r.Attrs.EncapsOrDefault(), "similar_warnings_suppressed", in.suppressed)
+	in.lastWarn, in.suppressed = now, 0
+}
+
+// run is the instance loop.
+func (in *instance) run() {
+	defer close(in.done)
+	var changes []dataplane.EVIChange
+	for range in.q.signal {
+		for _, msg := range in.q.take() {
+			if in.stopped.Load() {
+				if msg.req != nil {
+					msg.req.reply <- errStopped
+				}
+				continue
+			}
+			if msg.req != nil {
+				msg.req.reply <- msg.req.fn()
+				in.publishInfo()
+				continue
+			}
+			changes = in.e.receive(msg.events, changes[:0])
+			in.apply(changes)
+			in.publishCounts()
+		}
+		if in.stopped.Load() {
+			// Drain requests that raced with the stop, then exit.
+			for _, msg := range in.q.take() {
+				if msg.req != nil {
+					msg.req.reply <- errStopped
+				}
+			}
+			return
+		}
+	}
+}
+
+func (in *instance) apply(changes []dataplane.EVIChange) {
+	if len(changes) == 0 {
+		return
+	}
+	if err := in.e.dp.Apply(changes); err != nil {
+		// TODO(retry): failed changes are only logged and counted; the
+		// periodic reconciliation of the drivers is expected to repair.
+		in.e.rt.stats.DataplaneErrors++
+		in.e.log.Error("dataplane update failed", "changes", len(changes), "err", err)
+	}
+}
+
+// exec applies effects in the contract order.
+func (in *instance) exec(fx effects) {
+	for _, m := range fx.unsubscribe {
+		in.eng.Unsubscribe(in, m)
+	}
+	for _, m := range fx.subscribe {
+		in.eng.Subscribe(in, m)
+	}
+	if len(fx.publish) > 0 {
+		in.eng.Publish(in.e.src, fx.publish)
+	}
+	in.apply(fx.changes)
+}
+
+// attach runs on the loop.
+func (in *instance) attach(req *AttachRequest) error {
+	fx, err := in.e.attach(req)
+	in.exec(fx)
+	if err != nil && len(in.e.endpoints) == 0 {
+		// A new instance whose first plug failed: do not keep it.
+		in.shutdown()
+	}
+	return err
+}
+
+// detach runs on the loop.
+func (in *instance) detach(req *DetachRequest) error {
+	fx, empty, err := in.e.detach(req)
+	in.exec(fx)
+	if empty {
+		if serr := in.shutdown(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	return err
+}
+
+// shutdown stops the instance (reference §2.4 last endpoint, §5.1
+// shutdown): withdraw everything through engine Cleanup, close the
+// dataplane, release the identifiers and leave the manager. It runs on
+// the loop; later requests get errStopped.
+func (in *instance) shutdown() error {
+	if in.stopped.Load() {
+		return nil
+	}
+	in.eng.Cleanup(in)
+	err := in.e.stop()
+	in.stopped.Store(true)
+	in.m.instanceStopped(in)
+	in.publishInfo()
+	return err
+}

@@ -1,0 +1,411 @@
+package vpn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/bagpipe-go/bagpipe/internal/dataplane"
+	"github.com/bagpipe-go/bagpipe/internal/route"
+)
+
+// ManagerConfig configures a Manager.
+type ManagerConfig struct {
+	// Engine is the route engine (*engine.Engine in the daemon; any
+	// implementation of the Engine interface, e.g. *engine.Table, works).
+	Engine Engine
+	// LocalAddress is the BGP local address: instance RDs
+	// (<LocalAddress>:<n>) and the type-3 originator/next hop. IPv4.
+	LocalAddress netip.Addr
+	// DataplaneLocalAddress is the VTEP / MPLS next hop of local routes;
+	// invalid: LocalAddress.
+	DataplaneLocalAddress netip.Addr
+	// EVPNDriver is the E-VPN dataplane driver; nil: evpn attaches fail
+	// with 400 "No dataplane driver for VPN type evpn".
+	EVPNDriver dataplane.EVPNDriver
+	// Log is the logger (nil: slog.Default()).
+	Log *slog.Logger
+	// Hostname salts the best-path tie-break (reference §4.6).
+	Hostname string
+}
+
+// Manager owns the VPN instances by external id (reference §5.1).
+type Manager struct {
+	cfg      ManagerConfig
+	log      *slog.Logger
+	createMu sync.Mutex // serialises instance creation (may call drivers)
+
+	mu        sync.Mutex // guards the fields below; held briefly
+	ids       *allocs
+	instances map[string]*instance
+	evpnReady bool // EVPNDriver.ResetState done
+}
+
+// NewManager checks cfg and returns a manager.
+func NewManager(cfg ManagerConfig) (*Manager, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("vpn manager: no route engine configured")
+	}
+	if !cfg.LocalAddress.Is4() {
+		return nil, fmt.Errorf("vpn manager: local address %q must be an IPv4 address (RDs are <IPv4>:<n>); set [BGP] local_address", cfg.LocalAddress)
+	}
+	if !cfg.DataplaneLocalAddress.IsValid() {
+		cfg.DataplaneLocalAddress = cfg.LocalAddress
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Manager{
+		cfg:       cfg,
+		log:       cfg.Log.With("component", "vpn"),
+		ids:       newAllocs(),
+		instances: map[string]*instance{},
+	}, nil
+}
+
+// allocRD / releaseRD implement rdSource for instances.
+func (m *Manager) allocRD() (uint16, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.ids.rds.allocate()
+	return uint16(n), err
+}
+
+func (m *Manager) releaseRD(n uint16) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.ids.rds.release(uint32(n)); err != nil {
+		m.log.Error("RD bookkeeping error", "err", err)
+	}
+}
+
+func (m *Manager) checkType(t Type) error {
+	switch t {
+	case EVPN:
+		if m.cfg.EVPNDriver == nil {
+			return clientErr(400, "No dataplane driver for VPN type %s", t)
+		}
+		return nil
+	case IPVPN:
+		// No IP VPN driver exists yet.
+		return clientErr(400, "No dataplane driver for VPN type %s", t)
+	case "":
+		return clientErr(400, "missing instance_type")
+	}
+	return clientErr(400, "unknown vpn_type: %s", t)
+}
+
+// Attach plugs an endpoint into the instance req.InstanceID, creating the
+// instance on first use (reference §2.3.2). Client mistakes are *Error.
+func (m *Manager) Attach(ctx context.Context, req AttachRequest) error {
+	if err := m.checkType(req.Type); err != nil {
+		return err
+	}
+	for {
+		in, err := m.getOrCreate(req)
+		if err != nil {
+			return err
+		}
+		err = in.do(ctx, func() error { return in.attach(&req) })
+		if errors.Is(err, errStopped) {
+			continue // it stopped meanwhile: a fresh instance is made
+		}
+		return err
+	}
+}
+
+func (m *Manager) lookup(id string) *instance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.instances[id]
+}
+
+func (m *Manager) getOrCreate(req AttachRequest) (*instance, error) {
+	in := m.lookup(req.InstanceID)
+	if in == nil {
+		m.createMu.Lock()
+		defer m.createMu.Unlock()
+		if in = m.lookup(req.InstanceID); in == nil {
+			return m.create(req)
+		}
+	}
+	if in.typ != req.Type {
+		// Upstream answers 500 here.
+		return nil, clientErr(400, "VPN instance %s already exists with type %s, it cannot be used as %s", req.InstanceID, in.typ, req.Type)
+	}
+	return in, nil
+}
+
+// create builds and starts an EVI; called with createMu held.
+func (m *Manager) create(req AttachRequest) (*instance, error) {
+	m.mu.Lock()
+	id, err := m.ids.instanceID()
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	lease, err := m.ids.takeVNI(req.VNI, req.InstanceID)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	rdNum, err := m.ids.rds.allocate()
+	if err != nil {
+		_ = m.ids.releaseVNI(lease)
+		m.mu.Unlock()
+		return nil, err
+	}
+	ready := m.evpnReady
+	m.mu.Unlock()
+	undo := func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		_ = m.ids.releaseVNI(lease)
+		_ = m.ids.rds.release(rdNum)
+	}
+
+	drv := m.cfg.EVPNDriver
+	if !ready {
+		if err := drv.ResetState(); err != nil {
+			undo()
+			return nil, fmt.Errorf("resetting the state of E-VPN dataplane driver %q: %w", drv.Name(), err)
+		}
+		m.mu.Lock()
+		m.evpnReady = true
+		m.mu.Unlock()
+	}
+	dp, err := drv.NewEVI(dataplane.EVIConfig{
+		InstanceID: id, ExternalID: req.InstanceID, VNI: lease.vni,
+		LocalAddress: m.cfg.DataplaneLocalAddress, LinuxBridge: req.LinuxBridge,
+	})
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("creating the E-VPN dataplane for instance %s (VNI %d) with driver %q: %w", req.InstanceID, lease.vni, drv.Name(), err)
+	}
+	e := newEVI(eviParams{
+		id: id, externalID: req.InstanceID, vni: lease, rdNum: uint16(rdNum),
+		bgpAddr: m.cfg.LocalAddress, dpAddr: m.cfg.DataplaneLocalAddress,
+		hostname: m.cfg.Hostname, encaps: drv.Encaps(), dp: dp, rds: m, log: m.log,
+	})
+	in := &instance{typ: EVPN, m: m, e: e, eng: m.cfg.Engine, done: make(chan struct{})}
+	in.q.signal = make(chan struct{}, 1)
+	e.rt.onIgnore = in.warnIgnored
+	e.src = m.cfg.Engine.Register(in)
+	in.exec(e.start(req.ImportRTs, req.ExportRTs))
+	in.publishInfo()
+	m.mu.Lock()
+	m.instances[req.InstanceID] = in
+	m.mu.Unlock()
+	go in.run()
+	e.log.Info("E-VPN instance created", "vni", lease.vni, "forced_vni", lease.forced, "rd", e.rd.String())
+	return in, nil
+}
+
+// instanceStopped releases what the manager gave a stopped instance and
+// forgets it. Called on the instance goroutine.
+func (m *Manager) instanceStopped(in *instance) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.ids.releaseVNI(in.e.vni); err != nil {
+		m.log.Error("VNI bookkeeping error", "err", err)
+	}
+	// Unlike upstream, the instance RD is released too.
+	if err := m.ids.rds.release(uint32(in.e.rdNum)); err != nil {
+		m.log.Error("RD bookkeeping error", "err", err)
+	}
+	if m.instances[in.e.externalID] == in {
+		delete(m.instances, in.e.externalID)
+	}
+	in.e.log.Info("E-VPN instance stopped")
+}
+
+// Detach unplugs an endpoint (reference §2.4). An unknown instance is a
+// 404 *Error (upstream answers 400).
+func (m *Manager) Detach(ctx context.Context, req DetachRequest) error {
+	in := m.lookup(req.InstanceID)
+	if in == nil {
+		return clientErr(404, "VPN %s could not be found", req.InstanceID)
+	}
+	if req.Type != "" && in.typ != req.Type {
+		return clientErr(400, "VPN instance %s is of type %s, not %s", req.InstanceID, in.typ, req.Type)
+	}
+	err := in.do(ctx, func() error { return in.detach(&req) })
+	if errors.Is(err, errStopped) {
+		return clientErr(404, "VPN %s could not be found", req.InstanceID)
+	}
+	return err
+}
+
+// InstanceRoutes returns the received and best routes of an instance
+// (looking glass), computed on the instance goroutine.
+func (m *Manager) InstanceRoutes(ctx context.Context, externalID string) (received, best []*route.Route, err error) {
+	in := m.lookup(externalID)
+	if in == nil {
+		return nil, nil, clientErr(404, "VPN %s could not be found", externalID)
+	}
+	err = in.do(ctx, func() error {
+		received, best = in.e.rt.routes()
+		return nil
+	})
+	if errors.Is(err, errStopped) {
+		return nil, nil, clientErr(404, "VPN %s could not be found", externalID)
+	}
+	return received, best, err
+}
+
+// Instances returns a snapshot of every instance, sorted by external id.
+// It never waits for an instance goroutine.
+func (m *Manager) Instances() []InstanceInfo {
+	m.mu.Lock()
+	ins := make([]*instance, 0, len(m.instances))
+	for _, in := range m.instances {
+		ins = append(ins, in)
+	}
+	m.mu.Unlock()
+	out := make([]InstanceInfo, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, *in.info.Load())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ExternalID < out[j].ExternalID })
+	return out
+}
+
+// Instance returns the snapshot of one instance.
+func (m *Manager) Instance(externalID string) (InstanceInfo, bool) {
+	in := m.lookup(externalID)
+	if in == nil {
+		return InstanceInfo{}, false
+	}
+	return *in.info.Load(), true
+}
+
+// Stop stops every instance: routes withdrawn, dataplane state removed,
+// identifiers released (upstream does this on SIGTERM, reference §5.1).
+func (m *Manager) Stop(ctx context.Context) {
+	m.mu.Lock()
+	ins := make([]*instance, 0, len(m.instances))
+	for _, in := range m.instances {
+		ins = append(ins, in)
+	}
+	m.mu.Unlock()
+	for _, in := range ins {
+		if err := in.do(ctx, in.shutdown); err != nil && !errors.Is(err, errStopped) {
+			m.log.Error("stopping VPN instance", "vpn_instance_id", in.e.externalID, "err", err)
+		}
+		select {
+		case <-in.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// InstanceInfo is a read-only snapshot of an instance for the looking
+// glass (reference §2.6).
+type InstanceInfo struct {
+	Type        string // "EVI" ("VRF" later)
+	VPNType     Type
+	Name        string // worker name "EVI-<id>"
+	ID          uint32
+	ExternalID  string
+	Description *string
+	ImportRTs   []route.RT
+	ExportRTs   []route.RT
+	VNI         uint32 // instance_dataplane_id
+	ForcedVNI   bool
+	RD          route.RD
+	Driver      string
+	// Ports maps linuxif to the endpoints plugged there.
+	Ports  map[string][]EndpointInfo
+	Routes RouteCounts
+	// Stopped is true in the final snapshot of a stopped instance.
+	Stopped bool
+}
+
+// EndpointInfo is one endpoint of InstanceInfo.Ports.
+type EndpointInfo struct {
+	MAC         route.MAC
+	IP          netip.Prefix // invalid for a MAC-only endpoint
+	RD          route.RD     // per-endpoint RD (shown for every endpoint, as upstream)
+	LocalPref   uint32
+	LBOrder     uint32
+	Label       uint32 // the VNI for E-VPN
+	Description json.RawMessage
+	Port        dataplane.LocalPort
+}
+
+// RouteCounts are an instance's route counters.
+type RouteCounts struct {
+	Received     int // routes stored (type 2 + type 3)
+	Best         int // destinations with a best route
+	Type2        int
+	Type3        int
+	MACs         int
+	FloodTargets int
+	Advertised   int
+	IgnoredType  uint64
+	IgnoredRT    uint64
+	IgnoredEncap uint64
+	// DataplaneErrors counts failed dataplane batches.
+	DataplaneErrors uint64
+}
+
+func (in *instance) counts() RouteCounts {
+	s := in.e.rt.stats
+	adv := 0
+	if in.e.mcRoute != nil {
+		adv++
+	}
+	for _, ep := range in.e.endpoints {
+		if ep.adv != nil {
+			adv++
+		}
+	}
+	return RouteCounts{
+		Received: s.Type2Routes + s.Type3Routes, Best: s.Type2Dests + len(in.e.rt.mcast),
+		Type2: s.Type2Routes, Type3: s.Type3Routes, MACs: s.MACs, FloodTargets: len(in.e.rt.flood),
+		Advertised: adv, IgnoredType: s.IgnoredType, IgnoredRT: s.IgnoredRT, IgnoredEncap: s.IgnoredEncap,
+		DataplaneErrors: s.DataplaneErrors,
+	}
+}
+
+// publishInfo rebuilds the snapshot (after API operations; loop only).
+func (in *instance) publishInfo() {
+	e := in.e
+	info := &InstanceInfo{
+		Type: "EVI", VPNType: in.typ, Name: e.name, ID: e.id, ExternalID: e.externalID,
+		Description: e.description, ImportRTs: slices.Clone(e.importRTs), ExportRTs: slices.Clone(e.exportRTs),
+		VNI: e.vni.vni, ForcedVNI: e.vni.forced, RD: e.rd, Driver: in.m.cfg.EVPNDriver.Name(),
+		Ports: map[string][]EndpointInfo{}, Routes: in.counts(), Stopped: in.stopped.Load(),
+	}
+	for _, k := range e.sortedEndpoints() {
+		ep := e.endpoints[k]
+		info.Ports[ep.port.LinuxIf] = append(info.Ports[ep.port.LinuxIf], EndpointInfo{
+			MAC: k.mac, IP: k.ip, RD: ep.rd, LocalPref: ep.localPref, LBOrder: ep.lbOrder,
+			Label: e.vni.vni, Description: ep.description, Port: ep.port,
+		})
+	}
+	in.info.Store(info)
+}
+
+// publishCounts refreshes only the counters (after route events).
+func (in *instance) publishCounts() {
+	old := in.info.Load()
+	info := *old
+	info.Routes = in.counts()
+	in.info.Store(&info)
+}
+
+// String renders an instance for logs.
+func (i InstanceInfo) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s (vni %d, rd %s)", i.Name, i.ExternalID, i.VNI, i.RD)
+	return b.String()
+}

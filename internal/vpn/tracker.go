@@ -1,0 +1,475 @@
+package vpn
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/bagpipe-go/bagpipe/internal/dataplane"
+	"github.com/bagpipe-go/bagpipe/internal/engine"
+	"github.com/bagpipe-go/bagpipe/internal/route"
+)
+
+// This file is the received-route side of an EVI (reference §4.6, §5.5):
+// routes are tracked per destination, a best path is selected per
+// destination, and only differences of the derived dataplane state are
+// handed to the dataplane.
+//
+// Destinations (upstream's "tracked entries"):
+//   - type 2 (RFC 7432 §7.2): (MAC, IP) — routes for the same MAC and IP
+//     from every RD and source compete;
+//   - type 3 (RFC 7432 §7.3): (originator IP, RD).
+//
+// Derived dataplane state:
+//   - fdb: per MAC, the VTEP (next hop) and VNI (label) of the best of the
+//     best routes of the MAC's destinations;
+//   - neigh: per (MAC, IP) destination with a best route, IP → MAC;
+//   - flood: per type-3 best route with an ingress-replication PMSI
+//     (RFC 6514 §5, RFC 7432 §11.2), (PMSI tunnel id, PMSI label),
+//     reference-counted.
+//
+// Memory: the type-2 table is keyed by MAC only and its value is two
+// pointers; a MAC with a single route (the common case) costs one map slot
+// of 24 bytes and no other allocation. Destinations with several routes or
+// MACs with several IPs move to a side structure (macMany).
+
+// Best path selection (reference §4.6, E-VPN drivers have no ECMP):
+//  1. highest LOCAL_PREF (missing = 100) wins;
+//  2. then the lowest tie-break hash wins. The hash is 64-bit FNV-1a of a
+//     salt (hostname, NUL, worker name, NUL) followed by the route's source
+//     name, NUL, and NLRI key bytes. It is stable across runs (no random
+//     seed, no pointer or registration-order input) and differs between
+//     hosts and instances, as upstream's salted hash does;
+//  3. on a hash collision, the lower source name, then the lower key wins,
+//     so two different routes (they always differ in source or key, since a
+//     source's route with the same key replaces the earlier one) never
+//     compare equal.
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+func srcName(r *route.Route) string {
+	if r.Source == nil {
+		return ""
+	}
+	return r.Source.Name
+}
+
+// sameRoute reports whether a and b are the same route of the same source
+// (same NLRI key): one replaces or withdraws the other.
+func sameRoute(a, b *route.Route) bool {
+	return a.Source == b.Source && a.Key == b.Key
+}
+
+// macRoutes is the value of the type-2 table: either one route, or many.
+type macRoutes struct {
+	one  *route.Route
+	many *macMany
+}
+
+// macMany holds the destinations of a MAC when it has more than one route.
+type macMany struct {
+	dests []destRoutes
+}
+
+// destRoutes is one (MAC, IP) destination with its routes.
+type destRoutes struct {
+	ip     netip.Addr
+	routes []*route.Route
+	best   *route.Route
+}
+
+type mcKey struct {
+	orig netip.Addr
+	rd   route.RD
+}
+
+type mcDest struct {
+	routes []*route.Route
+	best   *route.Route
+}
+
+type floodKey struct {
+	vtep netip.Addr
+	vni  uint32
+}
+
+// trackerStats are the received-route counters.
+type trackerStats struct {
+	Type2Routes     int    // type-2 routes stored
+	Type3Routes     int    // type-3 routes stored
+	MACs            int    // MACs with at least one route
+	Type2Dests      int    // (MAC, IP) destinations with a best route
+	IgnoredType     uint64 // events for E-VPN route types 1, 4, 5… (or other families)
+	IgnoredRT       uint64 // advertisements without an imported RT
+	IgnoredEncap    uint64 // advertisements without a usable encapsulation
+	DataplaneErrors uint64 // failed Apply batches
+}
+
+// tracker is the received-route state of one EVI. It is owned by the
+// instance goroutine (or a test) and is not safe for concurrent use.
+type tracker struct {
+	salt     uint64
+	encaps   []route.Encap // driver encapsulations
+	imports  []route.RT
+	macs     map[route.MAC]macRoutes
+	mcast    map[mcKey]*mcDest
+	flood    map[floodKey]int32
+	stats    trackerStats
+	onIgnore func(reason string, r *route.Route) // rate-limited warning, may be nil
+}
+
+func newTracker(hostname, worker string, encaps []route.Encap) *tracker {
+	h := fnvString(fnvOffset, hostname)
+	h = fnvString(h, "\x00"+worker+"\x00")
+	return &tracker{
+		salt:   h,
+		encaps: encaps,
+		macs:   map[route.MAC]macRoutes{},
+		mcast:  map[mcKey]*mcDest{},
+		flood:  map[floodKey]int32{},
+	}
+}
+
+func (t *tracker) hash(r *route.Route) uint64 {
+	h := fnvString(t.salt, srcName(r))
+	h = fnvString(h, "\x00")
+	return fnvString(h, r.Key)
+}
+
+// better reports whether a is preferred over b (see the rules above).
+func (t *tracker) better(a, b *route.Route) bool {
+	if b == nil {
+		return true
+	}
+	if la, lb := a.Attrs.LocalPrefOrDefault(), b.Attrs.LocalPrefOrDefault(); la != lb {
+		return la > lb
+	}
+	if ha, hb := t.hash(a), t.hash(b); ha != hb {
+		return ha < hb
+	}
+	if sa, sb := srcName(a), srcName(b); sa != sb {
+		return sa < sb
+	}
+	return a.Key < b.Key
+}
+
+func (t *tracker) bestOf(rs []*route.Route) *route.Route {
+	var best *route.Route
+	for _, r := range rs {
+		if best == nil || t.better(r, best) {
+			best = r
+		}
+	}
+	return best
+}
+
+// importable reports whether an advertised route may be used: it carries
+// an imported RT (the engine may deliver more, e.g. through wildcard
+// subscriptions) and an encapsulation the driver supports (reference §5.2:
+// advertised encaps, or "default" if none, ∩ driver encaps ≠ ∅).
+func (t *tracker) importable(r *route.Route) bool {
+	a := r.Attrs
+	if a == nil || !slices.ContainsFunc(a.RTs, func(rt route.RT) bool { return slices.Contains(t.imports, rt) }) {
+		t.stats.IgnoredRT++
+		return false
+	}
+	if !slices.ContainsFunc(a.EncapsOrDefault(), func(e route.Encap) bool { return slices.Contains(t.encaps, e) }) {
+		t.stats.IgnoredEncap++
+		if t.onIgnore != nil {
+			t.onIgnore("no encapsulation supported by the dataplane driver", r)
+		}
+		return false
+	}
+	return true
+}
+
+// handle processes a batch of engine events and returns the dataplane
+// changes they cause, in order (make-before-break within a destination).
+func (t *tracker) handle(events []engine.Event, out []dataplane.EVIChange) []dataplane.EVIChange {
+	for i := range events {
+		ev := &events[i]
+		r := ev.Route
+		if r == nil || r.Family != route.FamilyEVPN {
+			t.stats.IgnoredType++
+			continue
+		}
+		switch r.EVPNType() {
+		case route.EVPNMACIP:
+			out = t.handleMACIP(ev, out)
+		case route.EVPNMulticast:
+			out = t.handleMulticast(ev, out)
+		default:
+			t.stats.IgnoredType++
+		}
+	}
+	return out
+}
+
+// ---- type 2 ----
+
+func (e *macRoutes) empty() bool { return e.one == nil && e.many == nil }
+
+// destBest returns the best route of destination (mac, ip).
+func (e *macRoutes) destBest(ip netip.Addr) *route.Route {
+	if e.one != nil {
+		if _, rip, _ := e.one.MACIP(); rip == ip {
+			return e.one
+		}
+		return nil
+	}
+	if e.many != nil {
+		for i := range e.many.dests {
+			if e.many.dests[i].ip == ip {
+				return e.many.dests[i].best
+			}
+		}
+	}
+	return nil
+}
+
+// macBest returns the route that programs the MAC's fdb entry.
+func (t *tracker) macBest(e *macRoutes) *route.Route {
+	if e.one != nil {
+		return e.one
+	}
+	if e.many == nil {
+		return nil
+	}
+	var best *route.Route
+	for i := range e.many.dests {
+		if b := e.many.dests[i].best; b != nil && t.better(b, best) {
+			best = b
+		}
+	}
+	return best
+}
+
+// remove drops the route of r's source with r's key from e, if stored.
+func (t *tracker) remove(e *macRoutes, ip netip.Addr, r *route.Route) bool {
+	if e.one != nil {
+		if sameRoute(e.one, r) {
+			e.one = nil
+			return true
+		}
+		return false
+	}
+	if e.many == nil {
+		return false
+	}
+	ds := e.many.dests
+	for i := range ds {
+		if ds[i].ip != ip {
+			continue
+		}
+		j := slices.IndexFunc(ds[i].routes, func(x *route.Route) bool { return sameRoute(x, r) })
+		if j < 0 {
+			return false
+		}
+		ds[i].routes = slices.Delete(ds[i].routes, j, j+1)
+		if len(ds[i].routes) == 0 {
+			e.many.dests = slices.Delete(ds, i, i+1)
+		} else {
+			ds[i].best = t.bestOf(ds[i].routes)
+		}
+		// Back to the compact forms when possible.
+		switch {
+		case len(e.many.dests) == 0:
+			e.many = nil
+		case len(e.many.dests) == 1 && len(e.many.dests[0].routes) == 1:
+			e.one, e.many = e.many.dests[0].routes[0], nil
+		}
+		return true
+	}
+	return false
+}
+
+func (t *tracker) add(e *macRoutes, ip netip.Addr, r *route.Route) {
+	if e.empty() {
+		e.one = r
+		return
+	}
+	if e.one != nil {
+		_, oip, _ := e.one.MACIP()
+		e.many = &macMany{dests: []destRoutes{{ip: oip, routes: []*route.Route{e.one}, best: e.one}}}
+		e.one = nil
+	}
+	ds := e.many.dests
+	for i := range ds {
+		if ds[i].ip == ip {
+			ds[i].routes = append(ds[i].routes, r)
+			if t.better(r, ds[i].best) {
+				ds[i].best = r
+			}
+			return
+		}
+	}
+	e.many.dests = append(ds, destRoutes{ip: ip, routes: []*route.Route{r}, best: r})
+}
+
+func (t *tracker) handleMACIP(ev *engine.Event, out []dataplane.EVIChange) []dataplane.EVIChange {
+	r := ev.Route
+	mac, ip, ok := r.MACIP()
+	if !ok {
+		t.stats.IgnoredType++
+		return out
+	}
+	e := t.macs[mac]
+	oldMAC, oldDest := t.macBest(&e), e.destBest(ip)
+	wasEmpty := e.empty()
+	// A replaced route (Event.Replaced, or any earlier route of the same
+	// source and key) goes first.
+	if ev.Replaced != nil && t.remove(&e, ip, ev.Replaced) {
+		t.stats.Type2Routes--
+	}
+	if t.remove(&e, ip, r) {
+		t.stats.Type2Routes--
+	}
+	if ev.Kind == engine.Advertise && t.importable(r) {
+		t.add(&e, ip, r)
+		t.stats.Type2Routes++
+	}
+	switch {
+	case e.empty() && !wasEmpty:
+		delete(t.macs, mac)
+		t.stats.MACs--
+	case !e.empty():
+		if wasEmpty {
+			t.stats.MACs++
+		}
+		t.macs[mac] = e
+	}
+	newMAC, newDest := t.macBest(&e), e.destBest(ip)
+	if (oldDest == nil) != (newDest == nil) {
+		if newDest != nil {
+			t.stats.Type2Dests++
+		} else {
+			t.stats.Type2Dests--
+		}
+	}
+
+	// fdb (make-before-break: the new entry first).
+	oldF, oldOK := fdbOf(oldMAC)
+	newF, newOK := fdbOf(newMAC)
+	if newOK && (!oldOK || oldF != newF) {
+		out = append(out, dataplane.EVIChange{Kind: dataplane.AddRemoteMAC, MAC: mac, VTEP: newF.vtep, VNI: newF.vni})
+	}
+	if ip.IsValid() && newDest != nil && oldDest == nil {
+		out = append(out, dataplane.EVIChange{Kind: dataplane.AddRemoteIP, MAC: mac, IP: ip})
+	}
+	if ip.IsValid() && newDest == nil && oldDest != nil {
+		out = append(out, dataplane.EVIChange{Kind: dataplane.RemoveRemoteIP, MAC: mac, IP: ip})
+	}
+	if oldOK && (!newOK || oldF != newF) {
+		out = append(out, dataplane.EVIChange{Kind: dataplane.RemoveRemoteMAC, MAC: mac, VTEP: oldF.vtep, VNI: oldF.vni})
+	}
+	return out
+}
+
+// fdbOf is the (VTEP, VNI) a best type-2 route programs: the BGP next hop
+// and the raw 24-bit label (a VNI for VXLAN, RFC 8365 §5.1.3).
+func fdbOf(r *route.Route) (floodKey, bool) {
+	if r == nil {
+		return floodKey{}, false
+	}
+	return floodKey{vtep: r.NextHop(), vni: r.Label}, true
+}
+
+// ---- type 3 ----
+
+// floodOf is the ingress-replication flood target of a type-3 route: the
+// PMSI tunnel identifier and the PMSI label (the VNI, RFC 8365 §5.1.3).
+// Other PMSI tunnel types are ignored (reference §5.5).
+func floodOf(r *route.Route) (floodKey, bool) {
+	if r == nil || r.Attrs == nil || r.Attrs.PMSI == nil || r.Attrs.PMSI.TunnelType != route.PMSIIngressReplication {
+		return floodKey{}, false
+	}
+	return floodKey{vtep: r.Attrs.PMSI.TunnelID, vni: r.Attrs.PMSI.Label}, true
+}
+
+func (t *tracker) handleMulticast(ev *engine.Event, out []dataplane.EVIChange) []dataplane.EVIChange {
+	r := ev.Route
+	orig, ok := r.Originator()
+	rd, _ := r.RD()
+	if !ok {
+		t.stats.IgnoredType++
+		return out
+	}
+	k := mcKey{orig: orig, rd: rd}
+	d := t.mcast[k]
+	var old *route.Route
+	if d != nil {
+		old = d.best
+		for _, x := range []*route.Route{ev.Replaced, r} {
+			if x == nil {
+				continue
+			}
+			if j := slices.IndexFunc(d.routes, func(y *route.Route) bool { return sameRoute(x, y) }); j >= 0 {
+				d.routes = slices.Delete(d.routes, j, j+1)
+				t.stats.Type3Routes--
+			}
+		}
+	}
+	if ev.Kind == engine.Advertise && t.importable(r) {
+		if d == nil {
+			d = &mcDest{}
+			t.mcast[k] = d
+		}
+		d.routes = append(d.routes, r)
+		t.stats.Type3Routes++
+	}
+	var best *route.Route
+	if d != nil {
+		if len(d.routes) == 0 {
+			delete(t.mcast, k)
+		} else {
+			d.best = t.bestOf(d.routes)
+			best = d.best
+		}
+	}
+	oldF, oldOK := floodOf(old)
+	newF, newOK := floodOf(best)
+	if newOK && (!oldOK || oldF != newF) {
+		t.flood[newF]++
+		if t.flood[newF] == 1 {
+			out = append(out, dataplane.EVIChange{Kind: dataplane.AddFlood, VTEP: newF.vtep, VNI: newF.vni})
+		}
+	}
+	if oldOK && (!newOK || oldF != newF) {
+		t.flood[oldF]--
+		if t.flood[oldF] <= 0 {
+			delete(t.flood, oldF)
+			out = append(out, dataplane.EVIChange{Kind: dataplane.RemoveFlood, VTEP: oldF.vtep, VNI: oldF.vni})
+		}
+	}
+	return out
+}
+
+// routes lists every stored route and every best route (looking glass).
+func (t *tracker) routes() (received, best []*route.Route) {
+	for _, e := range t.macs {
+		if e.one != nil {
+			received = append(received, e.one)
+			best = append(best, e.one)
+			continue
+		}
+		for _, d := range e.many.dests {
+			received = append(received, d.routes...)
+			best = append(best, d.best)
+		}
+	}
+	for _, d := range t.mcast {
+		received = append(received, d.routes...)
+		best = append(best, d.best)
+	}
+	return received, best
+}
