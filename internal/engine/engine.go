@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bagpipe-go/bagpipe/internal/route"
+)
+
+// maxKeptQueue is the largest message buffer the loop keeps for reuse.
+const maxKeptQueue = 1 << 16
+
+// Engine runs a Table in one goroutine (Run). Its methods may be called
+// from any goroutine: they enqueue a message on an unbounded FIFO queue
+// (a mutex held only for an append) and return, so callers never wait for
+// route processing; messages from one goroutine are processed in the order
+// they were enqueued. Sync, Snapshot and Subscriptions wait for the loop to
+// reach their message; Stats reads counters published atomically by the
+// loop and never waits.
+//
+// Read-only views: Snapshot copies the routes of one family on the loop
+// (O(routes of that family) pointer copies, nothing else is held), so the
+// looking glass never blocks route processing for longer than that copy.
+type Engine struct {
+	log   *slog.Logger
+	table *Table
+
+	mu    sync.Mutex
+	queue []message
+	wake  chan struct{}
+	done  chan struct{} // closed when Run returns
+
+	regMu   sync.Mutex
+	sources map[Worker]*route.Source
+	nextID  atomic.Uint32
+
+	stats     atomic.Pointer[Stats]
+	lastStats counters
+}
+
+type msgKind uint8
+
+const (
+	msgRegister msgKind = iota + 1
+	msgPublish
+	msgSubscribe
+	msgUnsubscribe
+	msgCleanup
+	msgHook
+	msgSync
+	msgSnapshot
+	msgSubscriptions
+)
+
+// message is one queued request for the loop.
+type message struct {
+	kind    msgKind
+	w       Worker
+	src     *route.Source
+	m       Match
+	fam     route.Family
+	events  []Event
+	hook    LocalSubscriptionHook
+	reply   chan struct{}
+	routes  *[]*route.Route
+	matches *[]Match
+}
+
+// New returns an engine; start it with Run.
+func New(log *slog.Logger) *Engine {
+	if log == nil {
+		log = slog.Default()
+	}
+	t := NewTable(nil)
+	t.SetLogger(log)
+	e := &Engine{
+		log:     log.With("component", "engine"),
+		table:   t,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		sources: make(map[Worker]*route.Source),
+	}
+	e.stats.Store(&Stats{Families: map[route.Family]int64{}})
+	return e
+}
+
+// Run is the engine loop: it processes queued messages until ctx is done.
+// Run must be called once. Messages still queued when ctx is done are
+// dropped; Sync, Snapshot and Subscriptions return at once after Run
+// returned.
+func (e *Engine) Run(ctx context.Context) {
+	defer close(e.done)
+	var batch []message
+	for {
+		e.mu.Lock()
+		batch, e.queue = e.queue, batch[:0]
+		e.mu.Unlock()
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.wake:
+			}
+			continue
+		}
+		for i := range batch {
+			if i%64 == 0 && ctx.Err() != nil {
+				return
+			}
+			e.handle(&batch[i])
+			batch[i] = message{}
+		}
+		if cap(batch) > maxKeptQueue {
+			batch = nil
+		}
+		e.publishStats()
+	}
+}
+
+func (e *Engine) handle(msg *message) {
+	t := e.table
+	switch msg.kind {
+	case msgRegister:
+		t.register(msg.w, msg.src)
+	case msgPublish:
+		t.Publish(msg.src, msg.events)
+	case msgSubscribe:
+		t.Subscribe(msg.w, msg.m)
+	case msgUnsubscribe:
+		t.Unsubscribe(msg.w, msg.m)
+	case msgCleanup:
+		t.Cleanup(msg.w)
+	case msgHook:
+		t.SetHook(msg.hook)
+	case msgSync:
+		e.publishStats()
+		close(msg.reply)
+	case msgSnapshot:
+		*msg.routes = t.Routes(msg.fam)
+		close(msg.reply)
+	case msgSubscriptions:
+		*msg.matches = t.Subscriptions(msg.w)
+		close(msg.reply)
+	}
+}
+
+// publishStats stores a fresh Stats for readers if anything changed.
+func (e *Engine) publishStats() {
+	if e.table.c == e.lastStats {
+		return
+	}
+	e.lastStats = e.table.c
+	s := e.table.Stats()
+	e.stats.Store(&s)
+}
+
+func (e *Engine) enqueue(msg message) {
+	e.mu.Lock()
+	e.queue = append(e.queue, msg)
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// call enqueues msg and waits until the loop has processed it; it reports
+// false if the engine stopped first.
+func (e *Engine) call(msg message) bool {
+	msg.reply = make(chan struct{})
+	e.enqueue(msg)
+	select {
+	case <-msg.reply:
+		return true
+	case <-e.done:
+		return false
+	}
+}
+
+// SetLocalSubscriptionHook sets the hook told about first/last local
+// subscribers (call it before the first Subscribe; matches subscribed
+// earlier are not reported).
+func (e *Engine) SetLocalSubscriptionHook(h LocalSubscriptionHook) {
+	e.enqueue(message{kind: msgHook, hook: h})
+}
+
+// Register registers w and returns its route source (the same one if w is
+// already registered). Safe from any goroutine. Worker values must be
+// comparable (normally pointers).
+func (e *Engine) Register(w Worker) *route.Source {
+	e.regMu.Lock()
+	defer e.regMu.Unlock()
+	if src := e.sources[w]; src != nil {
+		return src
+	}
+	src := &route.Source{Name: w.Name(), Peer: w.IsPeer(), ID: e.nextID.Add(1)}
+	e.sources[w] = src
+	e.enqueue(message{kind: msgRegister, w: w, src: src})
+	return src
+}
+
+// Publish enqueues a batch of events from src (see Table.Publish). The
+// slice is copied; each event's Route.Source must be src.
+func (e *Engine) Publish(src *route.Source, events []Event) {
+	if len(events) == 0 {
+		return
+	}
+	e.enqueue(message{kind: msgPublish, src: src, events: slices.Clone(events)})
+}
+
+// Subscribe enqueues a subscription of w to m (see Table.Subscribe),
+// registering w first if needed.
+func (e *Engine) Subscribe(w Worker, m Match) {
+	e.Register(w)
+	e.enqueue(message{kind: msgSubscribe, w: w, m: m})
+}
+
+// Unsubscribe enqueues the removal of w's subscription to m (see
+// Table.Unsubscribe).
+func (e *Engine) Unsubscribe(w Worker, m Match) {
+	e.enqueue(message{kind: msgUnsubscribe, w: w, m: m})
+}
+
+// Cleanup enqueues the withdrawal of all of w's routes, the removal of its
+// subscriptions and its unregistration (see Table.Cleanup). Registering w
+// again afterwards gives it a new source.
+func (e *Engine) Cleanup(w Worker) {
+	e.regMu.Lock()
+	defer e.regMu.Unlock()
+	delete(e.sources, w)
+	e.enqueue(message{kind: msgCleanup, w: w})
+}
+
+// Sync waits until every message enqueued before it has been processed
+// (and Stats reflects them). It must not be called from a Deliver or a
+// hook (the engine goroutine) and returns at once if the engine stopped.
+func (e *Engine) Sync() { e.call(message{kind: msgSync}) }
+
+// Stats returns the counters as of the last processed batch of messages.
+// It never waits for the engine.
+func (e *Engine) Stats() Stats {
+	s := *e.stats.Load()
+	s.Families = maps.Clone(s.Families)
+	return s
+}
+
+// Snapshot returns a copy of the stored routes of fam (all families for
+// FamilyAny), in no particular order, or nil if the engine stopped.
+func (e *Engine) Snapshot(fam route.Family) []*route.Route {
+	var out []*route.Route
+	e.call(message{kind: msgSnapshot, fam: fam, routes: &out})
+	return out
+}
+
+// Subscriptions returns w's subscriptions sorted by family then RT, or nil
+// if the engine stopped.
+func (e *Engine) Subscriptions(w Worker) []Match {
+	var out []Match
+	e.call(message{kind: msgSubscriptions, w: w, matches: &out})
+	return out
+}
