@@ -11,15 +11,16 @@ import (
 )
 
 // Common attribute literals, in the order and with the flags EncodeUpdate
-// writes them, so that encode(decode(msg)) == msg.
+// writes them (type-code order, MP_REACH_NLRI last, as upstream), so that
+// encode(decode(msg)) == msg.
 const (
 	originIGP = `40 01 01 00 // ORIGIN (well-known transitive), len 1, IGP`
 	asPathNil = `40 02 00 // AS_PATH, len 0 (iBGP)`
 	localPref = `40 05 04 00000064 // LOCAL_PREF, len 4, 100`
-	// RT 64:1 then Encapsulation VXLAN.
+	// Encapsulation VXLAN then RT 64:1 (upstream puts RTs last).
 	extRTVXLAN = `c0 10 10 // EXTENDED_COMMUNITIES (optional transitive), len 16
-		0002 0040 00000001 // RT two-octet-AS 64:1
-		030c 00000000 0008 // Encapsulation (RFC 5512), tunnel type 8 VXLAN`
+		030c 00000000 0008 // Encapsulation (RFC 5512), tunnel type 8 VXLAN
+		0002 0040 00000001 // RT two-octet-AS 64:1`
 
 	// E-VPN type 2, RD 192.0.2.1:1, MAC 52:54:00:12:34:56, IP 10.0.0.5, VNI 100.
 	reachType2IP = `80 0e 30 // MP_REACH_NLRI (optional), len 48
@@ -48,7 +49,7 @@ func TestDecode(t *testing.T) {
 	cases := []decodeCase{
 		{
 			name:  "type2 with IP",
-			msg:   originIGP + "\n" + asPathNil + "\n" + localPref + "\n" + reachType2IP + "\n" + extRTVXLAN,
+			msg:   originIGP + "\n" + asPathNil + "\n" + localPref + "\n" + extRTVXLAN + "\n" + reachType2IP,
 			exact: true,
 			check: func(t *testing.T, u Update) {
 				r := one(t, u.Advertised)
@@ -65,7 +66,7 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name: "type2 without IP, with ESI and a second label",
-			msg: originIGP + "\n" + asPathNil + "\n" + localPref + `
+			msg: originIGP + "\n" + asPathNil + "\n" + localPref + "\n" + extRTVXLAN + `
 				80 0e 2f // MP_REACH_NLRI, len 47
 				0019 46 04 c0000201 00 // l2vpn/evpn, next hop 192.0.2.1, reserved
 				02 24 // type 2, len 36
@@ -75,8 +76,7 @@ func TestDecode(t *testing.T) {
 				30 525400abcdef // MAC
 				00 // no IP
 				000064 // label 1 (VNI 100)
-				0007d1 // label 2 (raw 0x0007d1)
-				` + extRTVXLAN,
+				0007d1 // label 2 (raw 0x0007d1)`,
 			exact: true,
 			check: func(t *testing.T, u Update) {
 				r := one(t, u.Advertised)
@@ -93,18 +93,17 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name: "type3 with PMSI ingress replication",
-			msg: originIGP + "\n" + asPathNil + "\n" + localPref + `
+			msg: originIGP + "\n" + asPathNil + "\n" + localPref + "\n" + extRTVXLAN + `
+				c0 16 09 // PMSI_TUNNEL (optional transitive), len 9
+				00 06 // flags 0, tunnel type 6 ingress replication
+				000064 // label: VNI 100 (raw)
+				c0000202 // tunnel id 192.0.2.2
 				80 0e 1c // MP_REACH_NLRI, len 28
 				0019 46 04 c0000201 00 // l2vpn/evpn, next hop 192.0.2.1
 				03 11 // type 3 inclusive multicast, len 17
 				0001 c0000201 0001 // RD
 				00000000 // Ethernet tag
-				20 c0000201 // originator len 32, 192.0.2.1
-				` + extRTVXLAN + `
-				c0 16 09 // PMSI_TUNNEL (optional transitive), len 9
-				00 06 // flags 0, tunnel type 6 ingress replication
-				000064 // label: VNI 100 (raw)
-				c0000202 // tunnel id 192.0.2.2`,
+				20 c0000201 // originator len 32, 192.0.2.1`,
 			exact: true,
 			check: func(t *testing.T, u Update) {
 				r := one(t, u.Advertised)
@@ -123,6 +122,12 @@ func TestDecode(t *testing.T) {
 				40 02 0a 02 02 0000fde8 0000fde9 // AS_PATH: AS_SEQUENCE of 2 4-byte ASNs 65000 65001
 				80 04 04 00000007 // MULTI_EXIT_DISC 7
 				40 05 04 000000c8 // LOCAL_PREF 200
+				c0 10 28 // EXTENDED_COMMUNITIES, len 40
+				030c 00000000 000a // encap MPLS
+				0013 0040 00000002 // RT-record 64:2
+				0314 00000005 0000 // consistent hash sort order 5
+				0102 c6336401 0007 // RT IPv4 198.51.100.1:7 (kept as other)
+				0002 0040 00000001 // RT 64:1
 				80 0e 20 // MP_REACH_NLRI, len 32
 				0001 80 // AFI 1 ipv4, SAFI 128 mpls-vpn
 				0c 0000000000000000 c0000201 // next hop len 12: RD 0 + 192.0.2.1
@@ -130,13 +135,7 @@ func TestDecode(t *testing.T) {
 				70 // 112 bits = label 24 + RD 64 + prefix 24
 				000641 // label 100 << 4 | bottom of stack
 				0000 fde8 00000001 // RD type 0 65000:1
-				0a0102 // 10.1.2.0/24
-				c0 10 28 // EXTENDED_COMMUNITIES, len 40
-				0002 0040 00000001 // RT 64:1
-				030c 00000000 000a // encap MPLS
-				0314 00000005 0000 // consistent hash sort order 5
-				0013 0040 00000002 // RT-record 64:2
-				0102 c6336401 0007 // RT IPv4 198.51.100.1:7 (kept as other)`,
+				0a0102 // 10.1.2.0/24`,
 			exact: true,
 			check: func(t *testing.T, u Update) {
 				r := one(t, u.Advertised)
@@ -177,15 +176,15 @@ func TestDecode(t *testing.T) {
 		{
 			name: "FlowSpec-VPN redirect",
 			msg: originIGP + "\n" + asPathNil + "\n" + localPref + `
+				c0 10 08 // EXTENDED_COMMUNITIES
+				8008 fde8 00000001 // redirect to VRF 65000:1
 				80 0e 13 // MP_REACH_NLRI, len 19
 				0001 86 // ipv4/flow-vpn
 				00 // no next hop
 				00
 				0d // NLRI len 13
 				0000 fde8 00000001 // RD 65000:1
-				01 18 0a0102 // destination prefix 10.1.2.0/24
-				c0 10 08 // EXTENDED_COMMUNITIES
-				8008 fde8 00000001 // redirect to VRF 65000:1`,
+				01 18 0a0102 // destination prefix 10.1.2.0/24`,
 			exact: true,
 			check: func(t *testing.T, u Update) {
 				r := one(t, u.Advertised)
@@ -320,7 +319,7 @@ func TestEndOfRIBIPv4Unicast(t *testing.T) {
 
 func TestInterning(t *testing.T) {
 	d := NewDecoder()
-	m1 := update(t, originIGP+"\n"+asPathNil+"\n"+localPref+"\n"+reachType2IP+"\n"+extRTVXLAN)
+	m1 := update(t, originIGP+"\n"+asPathNil+"\n"+localPref+"\n"+extRTVXLAN+"\n"+reachType2IP)
 	m2 := bytes.Clone(m1)
 	m2[bytes.Index(m2, hx(t, "525400123456"))+5] = 0x57 // another MAC
 	u1, err1 := d.Decode(m1, allowAll)
@@ -336,7 +335,7 @@ func TestInterning(t *testing.T) {
 		t.Errorf("same attributes not interned: %p %p", a.Attrs, b.Attrs)
 	}
 	// A different LOCAL_PREF gives different attributes.
-	m3 := update(t, originIGP+"\n"+asPathNil+"\n40 05 04 00000065\n"+reachType2IP+"\n"+extRTVXLAN)
+	m3 := update(t, originIGP+"\n"+asPathNil+"\n40 05 04 00000065\n"+extRTVXLAN+"\n"+reachType2IP)
 	u3, err := d.Decode(m3, allowAll)
 	if err != nil {
 		t.Fatal(err)

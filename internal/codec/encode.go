@@ -22,25 +22,25 @@ var ErrTooLong = errors.New("BGP message would exceed 4096 bytes")
 // a single MP_REACH_NLRI (RFC 4760 §3). It returns an error wrapping
 // ErrTooLong if the message would exceed 4096 bytes (use EncodeUpdates).
 //
-// Attributes written (RFC 4271 §5): ORIGIN, AS_PATH (empty for iBGP when
-// Attrs.ASPath is empty, else one AS_SEQUENCE of 4-octet ASNs, RFC 6793),
-// MULTI_EXIT_DISC if HasMED, LOCAL_PREF if HasLocalPref, MP_REACH_NLRI
-// (next hop Attrs.NextHop; none for FlowSpec), EXTENDED_COMMUNITIES (route
-// targets, encapsulations, LB order, RT records, redirect, others) and
-// PMSI_TUNNEL if set, in that type-code order.
+// The bytes match what upstream bagpipe-bgp (ExaBGP) sends: ORIGIN,
+// AS_PATH (empty when Attrs.ASPath is, as on iBGP, else one AS_SEQUENCE of
+// 4-octet ASNs, RFC 6793), MULTI_EXIT_DISC if HasMED, LOCAL_PREF if
+// HasLocalPref, EXTENDED_COMMUNITIES (see below), PMSI_TUNNEL if set, in
+// type-code order, then MP_REACH_NLRI last (next hop Attrs.NextHop; none for
+// FlowSpec). Extended communities are written as upstream's RouteEntry
+// builds them: the non-RT ones first (encapsulations, RT records, LB order,
+// redirect, others), then the route targets.
 func EncodeUpdate(routes []*route.Route) ([]byte, error) {
 	f, err := sameFamily(routes)
 	if err != nil {
 		return nil, err
 	}
-	a := routes[0].Attrs
+	a, err := sharedAttrs(routes)
+	if err != nil {
+		return nil, err
+	}
 	if a == nil {
 		return nil, fmt.Errorf("cannot advertise %s: route has no attributes", routes[0])
-	}
-	for _, r := range routes[1:] {
-		if r.Attrs != a {
-			return nil, fmt.Errorf("cannot advertise %s and %s in one UPDATE: they do not share one *Attrs (use EncodeUpdates)", routes[0], r)
-		}
 	}
 	nlris, err := gobgpNLRIs(routes)
 	if err != nil {
@@ -54,17 +54,20 @@ func EncodeUpdate(routes []*route.Route) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("MP_REACH_NLRI for %s: %w", routes[0], err)
 	}
-	attrs, err := pathAttributes(a, reach)
+	attrs, err := pathAttributes(a)
 	if err != nil {
 		return nil, err
 	}
-	return message(attrs)
+	return message(append(attrs, reach))
 }
 
 // EncodeWithdraw encodes one UPDATE message withdrawing routes (of one
 // family) in an MP_UNREACH_NLRI (RFC 4760 §4). The NLRI are written as
-// advertised (VPNv4 and E-VPN labels included). It returns an error
-// wrapping ErrTooLong if they do not fit (use EncodeWithdraws).
+// advertised (VPNv4 and E-VPN labels included). When the routes share one
+// non-nil *Attrs, its attributes are written before MP_UNREACH_NLRI as
+// upstream does (they are meaningless to the receiver); otherwise the
+// message holds MP_UNREACH_NLRI only. It returns an error wrapping
+// ErrTooLong if the routes do not fit (use EncodeWithdraws).
 func EncodeWithdraw(routes []*route.Route) ([]byte, error) {
 	f, err := sameFamily(routes)
 	if err != nil {
@@ -78,7 +81,24 @@ func EncodeWithdraw(routes []*route.Route) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("MP_UNREACH_NLRI for %s: %w", routes[0], err)
 	}
-	return message([]bgp.PathAttributeInterface{unreach})
+	var attrs []bgp.PathAttributeInterface
+	if a, err := sharedAttrs(routes); err == nil && a != nil {
+		if attrs, err = pathAttributes(a); err != nil {
+			return nil, err
+		}
+	}
+	return message(append(attrs, unreach))
+}
+
+// sharedAttrs returns the *Attrs all routes share, or an error.
+func sharedAttrs(routes []*route.Route) (*route.Attrs, error) {
+	a := routes[0].Attrs
+	for _, r := range routes[1:] {
+		if r.Attrs != a {
+			return nil, fmt.Errorf("cannot advertise %s and %s in one UPDATE: they do not share one *Attrs (use EncodeUpdates)", routes[0], r)
+		}
+	}
+	return a, nil
 }
 
 // EncodeEndOfRIB encodes the End-of-RIB marker of family f (RFC 4724 §2):
@@ -103,6 +123,10 @@ func EncodeEndOfRIB(f route.Family) []byte {
 // (Family, *Attrs) in order of first appearance, and each group is split
 // into as few messages of at most 4096 bytes as needed.
 func EncodeUpdates(routes []*route.Route) ([][]byte, error) {
+	return encodeGroups(routes, EncodeUpdate)
+}
+
+func encodeGroups(routes []*route.Route, enc func([]*route.Route) ([]byte, error)) ([][]byte, error) {
 	type groupKey struct {
 		f route.Family
 		a *route.Attrs
@@ -119,7 +143,7 @@ func EncodeUpdates(routes []*route.Route) ([][]byte, error) {
 	var out [][]byte
 	for _, k := range order {
 		var err error
-		if out, err = split(out, groups[k], EncodeUpdate); err != nil {
+		if out, err = split(out, groups[k], enc); err != nil {
 			return out, err
 		}
 	}
@@ -127,24 +151,9 @@ func EncodeUpdates(routes []*route.Route) ([][]byte, error) {
 }
 
 // EncodeWithdraws encodes withdrawals of routes as UPDATE messages, grouped
-// by family and split to fit 4096 bytes.
+// by (Family, *Attrs) like EncodeUpdates and split to fit 4096 bytes.
 func EncodeWithdraws(routes []*route.Route) ([][]byte, error) {
-	var order []route.Family
-	groups := map[route.Family][]*route.Route{}
-	for _, r := range routes {
-		if _, ok := groups[r.Family]; !ok {
-			order = append(order, r.Family)
-		}
-		groups[r.Family] = append(groups[r.Family], r)
-	}
-	var out [][]byte
-	for _, f := range order {
-		var err error
-		if out, err = split(out, groups[f], EncodeWithdraw); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
+	return encodeGroups(routes, EncodeWithdraw)
 }
 
 // split encodes routes with enc, halving the batch while it is too long.
@@ -204,9 +213,9 @@ func gobgpNLRIs(routes []*route.Route) ([]bgp.PathNLRI, error) {
 	return out, nil
 }
 
-// pathAttributes builds the attributes of an advertisement in type-code
-// order (RFC 4271 §5 lists them by type; most speakers send them sorted).
-func pathAttributes(a *route.Attrs, reach *bgp.PathAttributeMpReachNLRI) ([]bgp.PathAttributeInterface, error) {
+// pathAttributes builds the attributes other than MP_REACH/MP_UNREACH, in
+// type-code order (as ExaBGP, hence upstream, sends them).
+func pathAttributes(a *route.Attrs) ([]bgp.PathAttributeInterface, error) {
 	attrs := make([]bgp.PathAttributeInterface, 0, 8)
 	attrs = append(attrs, bgp.NewPathAttributeOrigin(a.Origin))
 	var segs []bgp.AsPathParamInterface
@@ -222,7 +231,6 @@ func pathAttributes(a *route.Attrs, reach *bgp.PathAttributeMpReachNLRI) ([]bgp.
 	if a.HasLocalPref {
 		attrs = append(attrs, bgp.NewPathAttributeLocalPref(a.LocalPref))
 	}
-	attrs = append(attrs, reach)
 	if cs := extCommunities(a); len(cs) > 0 {
 		ecs := make([]bgp.ExtendedCommunityInterface, 0, len(cs))
 		var b [8]byte
@@ -252,27 +260,30 @@ func pathAttributes(a *route.Attrs, reach *bgp.PathAttributeMpReachNLRI) ([]bgp.
 	return attrs, nil
 }
 
-// extCommunities lists the extended communities of a in upstream's order.
+// extCommunities lists the extended communities of a in upstream's order:
+// its RouteEntry.set_route_targets keeps the non-RT communities in place and
+// appends the RTs.
 func extCommunities(a *route.Attrs) []uint64 {
 	cs := make([]uint64, 0, len(a.RTs)+len(a.Encaps)+len(a.RTRecords)+len(a.OtherExtCommunities)+2)
-	for _, rt := range a.RTs {
-		cs = append(cs, uint64(rt))
-	}
 	for _, e := range a.Encaps {
 		if e != route.EncapDefault {
 			cs = append(cs, 0x030c<<48|uint64(e)) // RFC 5512 §4.5
 		}
 	}
-	if a.HasLBOrder {
-		cs = append(cs, 0x0314<<48|uint64(a.LBOrder)<<16)
-	}
 	for _, rt := range a.RTRecords {
 		cs = append(cs, uint64(rt)&^(0xff<<48)|0x13<<48)
+	}
+	if a.HasLBOrder {
+		cs = append(cs, 0x0314<<48|uint64(a.LBOrder)<<16)
 	}
 	if a.HasRedirect {
 		cs = append(cs, uint64(a.Redirect)&^(0xffff<<48)|0x8008<<48) // RFC 5575 §7
 	}
-	return append(cs, a.OtherExtCommunities...)
+	cs = append(cs, a.OtherExtCommunities...)
+	for _, rt := range a.RTs {
+		cs = append(cs, uint64(rt))
+	}
+	return cs
 }
 
 // message serializes attrs with gobgp and frames them as an UPDATE.
