@@ -41,16 +41,36 @@ func readUpstream(t *testing.T, name string) []byte {
 }
 
 // upEVPNAttrs: what an upstream EVI (VXLAN, export RT 64512:100) attaches.
-func upEVPNAttrs(localPref uint32) *route.Attrs {
+func upEVPNAttrs(localPref uint32) *route.Attrs { return upEVPNAttrsRT(localPref, 100) }
+
+func upEVPNAttrsRT(localPref, rt uint32) *route.Attrs {
 	return &route.Attrs{
 		NextHop:      upLocal,
 		HasLocalPref: true, LocalPref: localPref,
 		Encaps: []route.Encap{route.EncapVXLAN},
-		RTs:    []route.RT{route.NewRT(64512, 100)},
+		RTs:    []route.RT{route.NewRT(64512, rt)},
+	}
+}
+
+func upVPNv4(rdN uint16, prefix string, label, localPref uint32) *route.Route {
+	return &route.Route{
+		Family: route.FamilyVPNv4,
+		Key:    route.VPNv4Key(route.NewRDIPv4(upLocal, rdN), netip.MustParsePrefix(prefix)),
+		Label:  label,
+		Attrs: &route.Attrs{
+			NextHop:      upLocal,
+			HasLocalPref: true, LocalPref: localPref,
+			Encaps: []route.Encap{route.EncapMPLS},
+			RTs:    []route.RT{route.NewRT(64512, 300)},
+		},
 	}
 }
 
 func upType2(rdN uint16, mac string, ip string, a *route.Attrs) *route.Route {
+	return upType2VNI(rdN, mac, ip, 1001, a)
+}
+
+func upType2VNI(rdN uint16, mac string, ip string, vni uint32, a *route.Attrs) *route.Route {
 	var addr netip.Addr
 	if ip != "" {
 		addr = netip.MustParseAddr(ip)
@@ -59,7 +79,7 @@ func upType2(rdN uint16, mac string, ip string, a *route.Attrs) *route.Route {
 	return &route.Route{
 		Family: route.FamilyEVPN,
 		Key:    route.EVPNMACIPKey(route.NewRDIPv4(upLocal, rdN), 0, m, addr),
-		Label:  1001, // VNI, raw 24 bits
+		Label:  vni, // raw 24 bits
 		Attrs:  a,
 	}
 }
@@ -94,6 +114,13 @@ func upstreamCases() []struct {
 			RTs:    []route.RT{route.NewRT(64512, 200)},
 		},
 	}
+	autoType3Attrs := upEVPNAttrsRT(100, 400)
+	autoType3Attrs.PMSI = &route.PMSI{TunnelType: route.PMSIIngressReplication, Label: 23, TunnelID: upLocal}
+	autoType3 := &route.Route{
+		Family: route.FamilyEVPN,
+		Key:    route.EVPNMulticastKey(route.NewRDIPv4(upLocal, 9), 0, upLocal),
+		Attrs:  autoType3Attrs,
+	}
 	macip := upType2(0, "52:54:00:12:34:56", "10.0.0.5", upEVPNAttrs(100))
 	maconly := upType2(2, "52:54:00:12:34:57", "", upEVPNAttrs(100))
 	lp200 := upType2(0, "52:54:00:12:34:58", "10.0.0.6", upEVPNAttrs(200))
@@ -119,6 +146,15 @@ func upstreamCases() []struct {
 		{"rtc-withdraw-64512-200.hex", true, rtc(200)},
 		{"vpnv4.hex", false, vpnv4},
 		{"vpnv4-withdraw.hex", true, vpnv4},
+		// Automatic VNI (23) and RD (127.0.0.10:9), RT 64512:400.
+		{"evpn-autovni-type3.hex", false, autoType3},
+		{"evpn-autovni-type2.hex", false, upType2VNI(9, "52:54:00:12:34:60", "10.3.0.5", 23, upEVPNAttrsRT(100, 400))},
+		{"evpn-autovni-type2-refresh-localpref300.hex", false, upType2VNI(9, "52:54:00:12:34:60", "10.3.0.5", 23, upEVPNAttrsRT(300, 400))},
+		{"rtc-64512-300.hex", false, rtc(300)},
+		{"rtc-64512-400.hex", false, rtc(400)},
+		// lb_consistent_hash_order 3 is not on the wire here either.
+		{"vpnv4-localpref200-lb3.hex", false, upVPNv4(6, "10.2.0.5/32", 22, 200)},
+		{"vpnv4-prefix24-localpref150.hex", false, upVPNv4(8, "20.1.0.0/24", 22, 150)},
 	}
 }
 
