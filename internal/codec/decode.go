@@ -188,7 +188,7 @@ func (d *Decoder) Decode(msg []byte, families func(route.Family) bool) (u Update
 			if err != nil {
 				return Update{}, reset(CodeUpdateMessageError, SubcodeOptionalAttributeError, unreachRaw, "MP_UNREACH_NLRI: %v", err)
 			}
-			u.Ignored += max(n, 1)
+			u.Ignored += ignoredCount(n)
 		case len(unreach) == 3 && reach == nil:
 			u.EndOfRIB = append(u.EndOfRIB, f) // RFC 4724 §2
 		default:
@@ -218,7 +218,7 @@ func (d *Decoder) Decode(msg []byte, families func(route.Family) bool) (u Update
 		if err != nil {
 			return Update{}, reset(CodeUpdateMessageError, SubcodeOptionalAttributeError, reachRaw, "MP_REACH_NLRI: %v", err)
 		}
-		u.Ignored += max(n, 1)
+		u.Ignored += ignoredCount(n)
 		if framing != "" {
 			return u, &TreatAsWithdraw{Reason: framing}
 		}
@@ -260,6 +260,15 @@ func (d *Decoder) Decode(msg []byte, families func(route.Family) bool) (u Update
 		return u, e.discard
 	}
 	return u, nil
+}
+
+// ignoredCount turns countNLRIs' result into a count of ignored NLRI: an
+// attribute of a family we cannot parse counts as one.
+func ignoredCount(n int) int {
+	if n < 0 {
+		return 1
+	}
+	return n
 }
 
 func asWithdrawals(w, adv []*route.Route) []*route.Route {
