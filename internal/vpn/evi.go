@@ -347,8 +347,14 @@ func (e *evi) attach(req *AttachRequest) (effects, error) {
 		// Committed from here on.
 		if req.IP.IsValid() {
 			// E-VPN wildcard: a MAC-only endpoint gives way to MAC+IP ones.
+			// The dataplane is told after the new endpoint is plugged on
+			// the same port, so the port is never the last one here.
 			if wk := (epKey{mac: req.MAC}); e.endpoints[wk] != nil {
+				wport := e.endpoints[wk].port
 				e.forget(&fx, wk)
+				if uerr := e.dp.Unplug(wport, req.MAC, netip.Addr{}, false); uerr != nil {
+					e.log.Warn("dataplane unplug of the replaced MAC-only endpoint failed", "mac", req.MAC.String(), "err", uerr)
+				}
 			}
 			e.ipMAC[req.IP] = req.MAC
 		}

@@ -140,8 +140,9 @@ func (in *instance) run() {
 				continue
 			}
 			if msg.req != nil {
-				msg.req.reply <- msg.req.fn()
-				in.publishInfo()
+				err := msg.req.fn()
+				in.publishInfo() // before replying: the caller may read it
+				msg.req.reply <- err
 				continue
 			}
 			changes = in.e.receive(msg.events, changes[:0])
