@@ -108,7 +108,7 @@ func runSteps(t *testing.T, tr *tracker, steps []step) {
 
 func TestTrackerBestPathByLocalPref(t *testing.T) {
 	s1, s2 := &route.Source{Name: "BGP-10.0.0.1", Peer: true}, &route.Source{Name: "BGP-10.0.0.2", Peer: true}
-	low := mkT2(rp{src: s1, rd: 1, mac: 1, ip: "10.1.0.1", nh: "10.0.0.1", vni: 100})          // LOCAL_PREF missing = 100
+	low := mkT2(rp{src: s1, rd: 1, mac: 1, ip: "10.1.0.1", nh: "10.0.0.1", vni: 100})           // LOCAL_PREF missing = 100
 	high := mkT2(rp{src: s2, rd: 2, mac: 1, ip: "10.1.0.1", nh: "10.0.0.2", vni: 100, lp: 200}) // wins
 	tr := newTestTracker("host")
 	runSteps(t, tr, []step{
