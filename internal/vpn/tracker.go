@@ -70,6 +70,11 @@ func sameRoute(a, b *route.Route) bool {
 	return a.Source == b.Source && a.Key == b.Key
 }
 
+// macKey packs a MAC into a uint64 (the map's fast path for 8-byte keys).
+func macKey(m route.MAC) uint64 {
+	return uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
+}
+
 // macRoutes is the value of the type-2 table: either one route, or many.
 type macRoutes struct {
 	one  *route.Route
@@ -121,7 +126,7 @@ type tracker struct {
 	salt     uint64
 	encaps   []route.Encap // driver encapsulations
 	imports  []route.RT
-	macs     map[route.MAC]macRoutes
+	macs     map[uint64]macRoutes // by macKey
 	mcast    map[mcKey]*mcDest
 	flood    map[floodKey]int32
 	stats    trackerStats
@@ -134,7 +139,7 @@ func newTracker(hostname, worker string, encaps []route.Encap) *tracker {
 	return &tracker{
 		salt:   h,
 		encaps: encaps,
-		macs:   map[route.MAC]macRoutes{},
+		macs:   map[uint64]macRoutes{},
 		mcast:  map[mcKey]*mcDest{},
 		flood:  map[floodKey]int32{},
 	}
@@ -323,7 +328,8 @@ func (t *tracker) handleMACIP(ev *engine.Event, out []dataplane.EVIChange) []dat
 		t.stats.IgnoredType++
 		return out
 	}
-	e := t.macs[mac]
+	mk := macKey(mac)
+	e := t.macs[mk]
 	oldMAC, oldDest := t.macBest(&e), e.destBest(ip)
 	wasEmpty := e.empty()
 	// A replaced route (Event.Replaced, or any earlier route of the same
@@ -340,13 +346,13 @@ func (t *tracker) handleMACIP(ev *engine.Event, out []dataplane.EVIChange) []dat
 	}
 	switch {
 	case e.empty() && !wasEmpty:
-		delete(t.macs, mac)
+		delete(t.macs, mk)
 		t.stats.MACs--
 	case !e.empty():
 		if wasEmpty {
 			t.stats.MACs++
 		}
-		t.macs[mac] = e
+		t.macs[mk] = e
 	}
 	newMAC, newDest := t.macBest(&e), e.destBest(ip)
 	if (oldDest == nil) != (newDest == nil) {

@@ -137,7 +137,7 @@ func TestTrackerTieBreakDeterministic(t *testing.T) {
 		for _, order := range [][]*route.Route{{a, b}, {b, a}} {
 			tr := newTestTracker(host)
 			tr.handle([]engine.Event{adv(order[0]), adv(order[1])}, nil)
-			e := tr.macs[testMAC(1)]
+			e := tr.macs[macKey(testMAC(1))]
 			w := tr.macBest(&e).NextHop().String()
 			if first == "" {
 				first = w
@@ -232,7 +232,7 @@ func TestTrackerMACWithSeveralIPs(t *testing.T) {
 		{"ip1 gone", []engine.Event{wd(ip1)}, "remove-ip 10.1.0.1 52:54:00:00:00:01"},
 		{"mac-only gone", []engine.Event{wd(macOnly)}, ""},
 	})
-	e := tr.macs[testMAC(1)]
+	e := tr.macs[macKey(testMAC(1))]
 	if e.one != ip6 || e.many != nil {
 		t.Fatalf("MAC entry did not return to the compact form: %+v", e)
 	}
