@@ -151,19 +151,21 @@ func (t *Table) interested(dst []*workerState, r *route.Route) []*workerState {
 	e := t.epoch
 	src := r.Source
 	rts := matchRTs(r)
-	for _, f := range [2]route.Family{r.Family, route.FamilyAny} {
-		dst = t.addMatch(dst, Match{Family: f, RT: route.RTAny}, src, e)
+	for _, fs := range [2]*familyState{t.family(r.Family, true), t.anyFam} {
+		dst = addMatch(dst, fs.anySub, src, e)
+		if len(fs.subs) == 0 {
+			continue
+		}
 		for _, rt := range rts {
 			if rt != route.RTAny {
-				dst = t.addMatch(dst, Match{Family: f, RT: rt}, src, e)
+				dst = addMatch(dst, fs.subs[rt], src, e)
 			}
 		}
 	}
 	return dst
 }
 
-func (t *Table) addMatch(dst []*workerState, m Match, src *route.Source, e uint64) []*workerState {
-	ms := t.matches[m]
+func addMatch(dst []*workerState, ms *matchState, src *route.Source, e uint64) []*workerState {
 	if ms == nil {
 		return dst
 	}
@@ -179,15 +181,19 @@ func (t *Table) addMatch(dst []*workerState, m Match, src *route.Source, e uint6
 
 // index adds r to the RT index.
 func (t *Table) index(r *route.Route) {
-	for _, rt := range matchRTs(r) {
+	rts := matchRTs(r)
+	if len(rts) == 0 {
+		return
+	}
+	idx := t.family(r.Family, true).byRT[peerIndex(r.Source.Peer)]
+	for _, rt := range rts {
 		if rt == route.RTAny {
 			continue
 		}
-		k := rtKey{fam: r.Family, rt: rt, peer: r.Source.Peer}
-		set := t.rtIndex[k]
+		set := idx[rt]
 		if set == nil {
 			set = &rtSet{routes: make(map[*route.Route]struct{}, 1)}
-			t.rtIndex[k] = set
+			idx[rt] = set
 		}
 		set.routes[r] = struct{}{}
 		if n := len(set.routes); n > set.peak {
@@ -198,15 +204,19 @@ func (t *Table) index(r *route.Route) {
 
 // unindex removes r from the RT index.
 func (t *Table) unindex(r *route.Route) {
-	for _, rt := range matchRTs(r) {
-		k := rtKey{fam: r.Family, rt: rt, peer: r.Source.Peer}
-		set := t.rtIndex[k]
+	rts := matchRTs(r)
+	if len(rts) == 0 {
+		return
+	}
+	idx := t.family(r.Family, true).byRT[peerIndex(r.Source.Peer)]
+	for _, rt := range rts {
+		set := idx[rt]
 		if set == nil {
 			continue
 		}
 		set.routes = deleteShrink(set.routes, &set.peak, r)
 		if len(set.routes) == 0 {
-			delete(t.rtIndex, k)
+			delete(idx, rt)
 		}
 	}
 }
@@ -241,7 +251,7 @@ type Stats struct {
 	// (upstream's received_routes_count).
 	ReceivedRoutes int64
 	// Families counts stored routes per family (RTC included); families
-	// that have held routes stay listed with 0.
+	// the table has seen (routes or subscriptions) stay listed with 0.
 	Families map[route.Family]int64
 	// Workers is the number of registered workers.
 	Workers int64

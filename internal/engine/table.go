@@ -30,19 +30,23 @@ const maxKeptPending = 4096
 //   - per source and family: NLRI key → route (the (source, family, key)
 //     lookup of advertise/withdraw, and the source's routes for Cleanup);
 //   - per family: the sources having routes of that family ((f,*) replays);
-//   - per (family, RT, source-is-peer): the set of routes carrying the RT
+//   - per family, RT and source-is-peer: the set of routes carrying the RT
 //     ((f,rt) and (*,rt) replays; peer subscribers skip received routes);
-//   - per Match: the subscribed workers, and how many are local;
+//   - per family (FamilyAny included) and RT (RTAny included): the
+//     subscribed workers, and how many are local;
 //   - per worker: its matches.
+//
+// Family-level state lives in a short slice (a handful of families), and
+// every per-route map is keyed by a 64-bit value or a pointer, which keeps
+// the hot path to a few fast map operations per route.
 type Table struct {
 	log  *slog.Logger
 	hook LocalSubscriptionHook
 
 	workers  map[Worker]*workerState
 	bySource map[*route.Source]*workerState
-	fams     []*familyState // few entries: linear lookup
-	matches  map[Match]*matchState
-	rtIndex  map[rtKey]*rtSet
+	fams     []*familyState // families of routes or subscriptions, few: linear lookup
+	anyFam   *familyState   // subscriptions to FamilyAny (never holds routes)
 
 	epoch   uint64
 	touched []*workerState // workers with pending events
@@ -79,11 +83,33 @@ type famTable struct {
 	peak   int
 }
 
-// familyState is the per-family part of the index.
+// familyState is the per-family part of the indexes.
 type familyState struct {
-	fam     route.Family
-	count   int64
+	fam   route.Family
+	count int64
+	// sources are the workers having a famTable of this family.
 	sources map[*workerState]struct{}
+	// byRT indexes routes by RT; [0] for local sources, [1] for peers.
+	byRT [2]map[route.RT]*rtSet
+	// subs are the subscriptions (fam, rt); anySub is (fam, RTAny).
+	subs   map[route.RT]*matchState
+	anySub *matchState
+}
+
+func newFamilyState(f route.Family) *familyState {
+	return &familyState{
+		fam:     f,
+		sources: make(map[*workerState]struct{}),
+		byRT:    [2]map[route.RT]*rtSet{make(map[route.RT]*rtSet), make(map[route.RT]*rtSet)},
+		subs:    make(map[route.RT]*matchState),
+	}
+}
+
+func peerIndex(peer bool) int {
+	if peer {
+		return 1
+	}
+	return 0
 }
 
 // matchState lists the workers subscribed to one Match.
@@ -92,15 +118,8 @@ type matchState struct {
 	local   int
 }
 
-// rtKey indexes routes by family and RT, split by whether the source is a
-// BGP peer so that a peer's replay never walks other peers' routes.
-type rtKey struct {
-	fam  route.Family
-	rt   route.RT
-	peer bool
-}
-
-// rtSet is the set of routes of one rtKey.
+// rtSet is the set of routes of one family and RT from local sources or
+// from peers (split so that a peer's replay never walks peers' routes).
 type rtSet struct {
 	routes map[*route.Route]struct{}
 	peak   int
@@ -118,8 +137,7 @@ func NewTable(hook LocalSubscriptionHook) *Table {
 		hook:     hook,
 		workers:  make(map[Worker]*workerState),
 		bySource: make(map[*route.Source]*workerState),
-		matches:  make(map[Match]*matchState),
-		rtIndex:  make(map[rtKey]*rtSet),
+		anyFam:   newFamilyState(route.FamilyAny),
 	}
 }
 
@@ -183,9 +201,46 @@ func (t *Table) family(f route.Family, create bool) *familyState {
 	if !create {
 		return nil
 	}
-	fs := &familyState{fam: f, sources: make(map[*workerState]struct{})}
+	fs := newFamilyState(f)
 	t.fams = append(t.fams, fs)
 	return fs
+}
+
+// matchState returns the subscription state of m, creating it if create.
+func (t *Table) matchState(m Match, create bool) *matchState {
+	fs := t.anyFam
+	if m.Family != route.FamilyAny {
+		if fs = t.family(m.Family, create); fs == nil {
+			return nil
+		}
+	}
+	if m.RT == route.RTAny {
+		if fs.anySub == nil && create {
+			fs.anySub = &matchState{}
+		}
+		return fs.anySub
+	}
+	ms := fs.subs[m.RT]
+	if ms == nil && create {
+		ms = &matchState{}
+		fs.subs[m.RT] = ms
+	}
+	return ms
+}
+
+// dropMatchState forgets m's subscription state (it has no worker left).
+func (t *Table) dropMatchState(m Match) {
+	fs := t.anyFam
+	if m.Family != route.FamilyAny {
+		if fs = t.family(m.Family, false); fs == nil {
+			return
+		}
+	}
+	if m.RT == route.RTAny {
+		fs.anySub = nil
+	} else {
+		delete(fs.subs, m.RT)
+	}
 }
 
 // table returns ws's routes of family f, creating the table if create.
@@ -264,11 +319,7 @@ func (t *Table) Subscribe(w Worker, m Match) {
 	}
 	ws.subs[m] = struct{}{}
 	t.c.subs++
-	ms := t.matches[m]
-	if ms == nil {
-		ms = &matchState{}
-		t.matches[m] = ms
-	}
+	ms := t.matchState(m, true)
 	ms.workers = append(ms.workers, ws)
 	if !ws.peer {
 		ms.local++
@@ -318,7 +369,7 @@ func (t *Table) dropSub(ws *workerState, m Match) bool {
 	}
 	delete(ws.subs, m)
 	t.c.subs--
-	ms := t.matches[m]
+	ms := t.matchState(m, false)
 	if ms == nil {
 		return true
 	}
@@ -332,7 +383,7 @@ func (t *Table) dropSub(ws *workerState, m Match) bool {
 		ms.local--
 	}
 	if len(ms.workers) == 0 {
-		delete(t.matches, m)
+		t.dropMatchState(m)
 	}
 	return true
 }
@@ -343,7 +394,7 @@ func (t *Table) lastLocal(ws *workerState, m Match) {
 	if ws.peer || m.RT == route.RTAny || t.hook == nil {
 		return
 	}
-	if ms := t.matches[m]; ms == nil || ms.local == 0 {
+	if ms := t.matchState(m, false); ms == nil || ms.local == 0 {
 		t.hook.LastLocalSubscriber(m)
 	}
 }
@@ -432,11 +483,11 @@ func (t *Table) forEachCandidate(m Match, ws *workerState, fn func(*route.Route)
 			if m.Family != route.FamilyAny && fs.fam != m.Family {
 				continue
 			}
-			for _, peer := range [2]bool{false, true} {
-				if peer && ws.peer {
+			for p, idx := range fs.byRT {
+				if p == 1 && ws.peer {
 					continue
 				}
-				if set := t.rtIndex[rtKey{fam: fs.fam, rt: m.RT, peer: peer}]; set != nil {
+				if set := idx[m.RT]; set != nil {
 					for r := range set.routes {
 						eligible(r)
 					}
