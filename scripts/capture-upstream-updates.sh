@@ -75,7 +75,7 @@ tcpdump -i lo -U -s 0 -w "$work/capture.pcap" "tcp port $BGP_PORT" \
 	>"$work/tcpdump.out" 2>&1 &
 pids+=($!)
 "$PY" "$here/bgp-capture-listener.py" --port "$BGP_PORT" \
-	--rtc 64512:100 --rtc 64512:200 --out "$log" >"$work/listener.out" 2>&1 &
+	--rtc 64512:100 --rtc 64512:200 --rtc 64512:300 --rtc 64512:400 --out "$log" >"$work/listener.out" 2>&1 &
 pids+=($!)
 sleep 1 # let tcpdump and the listener bind before upstream connects
 "$PY" /usr/bin/bagpipe-bgp --config-file "$work/bgp.conf" \
@@ -144,6 +144,16 @@ step evpn-detach-lp200-lb3 detach 1 \
 	"{$evpn, \"mac_address\": \"52:54:00:12:34:58\", \"ip_address\": \"10.0.0.6\"}"
 step evpn-detach-macip-last detach 3 \
 	"{$evpn, \"mac_address\": \"52:54:00:12:34:56\", \"ip_address\": \"10.0.0.5\"}"
+
+# More cases, after the ones above so that their RDs/labels do not move.
+iplb='"vpn_type": "ipvpn", "vpn_instance_id": "ipvpn-lb", "local_port": {"linuxif": "tap-lb"}, "mac_address": "52:54:00:aa:bb:dd", "gateway_ip": "10.2.0.1", "import_rt": ["64512:300"], "export_rt": ["64512:300"]'
+step ipvpn-attach-lp200-lb3 attach 2 \
+	"{$iplb, \"ip_address\": \"10.2.0.5\", \"local_pref\": 200, \"lb_consistent_hash_order\": 3}"
+step ipvpn-attach-prefix attach 1 \
+	"{$iplb, \"ip_address\": \"20.1.0.0/24\", \"advertise_subnet\": true, \"local_pref\": 150}"
+evauto='"vpn_type": "evpn", "vpn_instance_id": "evpn-auto", "local_port": {"linuxif": "tap-auto"}, "mac_address": "52:54:00:12:34:60", "ip_address": "10.3.0.5", "import_rt": ["64512:400"], "export_rt": ["64512:400"]'
+step evpn-attach-autovni attach 3 "{$evauto}"
+step evpn-reattach-lp300 attach 1 "{$evauto, \"local_pref\": 300}"
 
 mkdir -p "$outdir"
 "$PY" "$here/upstream-vectors.py" extract "$log" "$outdir"

@@ -46,6 +46,18 @@ STEPS = {
         "evpn3-": "evpn-type3-withdraw",
         "rtc:64512:100-": "rtc-withdraw",
     },
+    "ipvpn-attach-lp200-lb3": {
+        "vpnv4+": "vpnv4-localpref200-lb3",
+        "rtc:64512:300+": "rtc-64512-300",
+    },
+    "ipvpn-attach-prefix": {"vpnv4+": "vpnv4-prefix24-localpref150"},
+    "evpn-attach-autovni": {
+        "evpn3+": "evpn-autovni-type3",
+        "evpn2:ip+": "evpn-autovni-type2",
+        "rtc:64512:400+": "rtc-64512-400",
+    },
+    "evpn-reattach-lp300": {
+        "evpn2:ip+": "evpn-autovni-type2-refresh-localpref300"},
 }
 
 ATTR_NAMES = {1: "ORIGIN", 2: "AS_PATH", 3: "NEXT_HOP", 4: "MED",
@@ -212,6 +224,7 @@ def extract(log, outdir):
     steps = {}
     cur = None
     opens = []
+    keepalives = []
     for line in open(log):
         line = line.rstrip("\n")
         if line.startswith("# STEP "):
@@ -224,6 +237,8 @@ def extract(log, outdir):
         _, mtype, hexs = line.split(" ")
         if mtype == "OPEN":
             opens.append(hexs)
+        elif mtype == "KEEPALIVE":
+            keepalives.append(hexs)
         elif mtype == "UPDATE" and cur is not None:
             steps[cur]["updates"].append(bytes.fromhex(hexs))
     os.makedirs(outdir, exist_ok=True)
@@ -232,6 +247,9 @@ def extract(log, outdir):
         f.write("# OPEN sent by upstream bagpipe-bgp: local_address=127.0.0.10"
                 " my_as=64512 enable_rtc=True, dummy drivers\n")
         f.write(opens[0] + "\n")
+    with open(os.path.join(outdir, "keepalive.hex"), "w") as f:
+        f.write("# KEEPALIVE sent by upstream bagpipe-bgp\n")
+        f.write(keepalives[0] + "\n")
     ok = True
     for step, expected in STEPS.items():
         got = steps.get(step)
@@ -245,11 +263,10 @@ def extract(log, outdir):
                 step, keys, sorted(expected)), file=sys.stderr)
             ok = False
             continue
-        for idx, (k, m) in enumerate(zip(keys, got["updates"])):
+        for k, m in zip(keys, got["updates"]):
             name = expected[k]
             with open(os.path.join(outdir, name + ".hex"), "w") as f:
-                f.write("# step %s (UPDATE %d of %d in this step, key %s): %s\n"
-                        % (step, idx + 1, len(keys), k, got["body"]))
+                f.write("# step %s (key %s): %s\n" % (step, k, got["body"]))
                 f.write(m.hex() + "\n")
             print("%-45s %s" % (name + ".hex", k))
     return 0 if ok else 1
@@ -261,6 +278,9 @@ def decode_one(path):
     out = ["%s (%d bytes)" % (os.path.basename(path), len(m))]
     length, mtype = struct.unpack("!HB", m[16:19])
     out.append("  header: marker ff*16, length %d, type %d" % (length, mtype))
+    if mtype == 4:
+        out.append("  (KEEPALIVE: header only)")
+        return "\n".join(out)
     if mtype == 1:
         ver, asn, hold, rid, olen = struct.unpack("!BHH4sB", m[19:29])
         out.append("  version %d, my AS %d, hold time %d, BGP id %s, opt len %d"
