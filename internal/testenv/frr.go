@@ -295,11 +295,7 @@ func (f *FRR) EVPNRoutes() ([]FRREVPNRoute, error) {
 				if len(p.NextHops) > 0 {
 					r.NextHop, _ = netip.ParseAddr(p.NextHops[0].IP)
 				}
-				for _, w := range strings.Fields(p.ExtComm.String) {
-					if rt, ok := strings.CutPrefix(w, "RT:"); ok {
-						r.RTs = append(r.RTs, rt)
-					}
-				}
+				r.RTs = frrRTs(p.ExtComm.String)
 				rs = append(rs, r)
 			}
 		}

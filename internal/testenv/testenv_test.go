@@ -118,6 +118,19 @@ func TestGoBGPToFRR(t *testing.T) {
 		return true, nil
 	})
 
+	WaitFor(t, establishTimeout, "FRR to receive the VPNv4 route", func() (bool, error) {
+		rs, err := f.VPNv4Routes()
+		if err != nil {
+			return false, err
+		}
+		want := FRRVPNRoute{RD: "64512:7", Prefix: vpn.Prefix, NextHop: addr1, Label: 200,
+			RTs: []string{"64512:7"}, ExtCommunity: "RT:64512:7", Valid: true, Best: true, PeerID: "127.0.0.1"}
+		if len(rs) != 1 || fmt.Sprint(rs[0]) != fmt.Sprint(want) {
+			return false, fmt.Errorf("FRR VPNv4 table %+v, want [%+v]", rs, want)
+		}
+		return true, nil
+	})
+
 	for _, err := range []error{g.DelEVPNMacIP(macIP), g.DelEVPNMacIP(macOnly), g.DelEVPNMulticast(mcast), g.DelVPNv4(vpn)} {
 		if err != nil {
 			t.Fatal(err)
@@ -129,6 +142,10 @@ func TestGoBGPToFRR(t *testing.T) {
 			return false, err
 		}
 		return len(rs) == 0, fmt.Errorf("FRR still has %+v", rs)
+	})
+	WaitFor(t, establishTimeout, "FRR to lose the VPNv4 route", func() (bool, error) {
+		rs, err := f.VPNv4Routes()
+		return err == nil && len(rs) == 0, fmt.Errorf("FRR VPNv4 table %+v, %v", rs, err)
 	})
 	for _, fam := range []string{"evpn", "vpnv4"} {
 		if rs, err := g.RIB(fam); err != nil || len(rs) != 0 {
