@@ -12,8 +12,10 @@ import (
 	"github.com/bagpipe-go/bagpipe/internal/route"
 )
 
-// Engine is the part of the route engine the VPN layer uses. Both
-// *engine.Engine and the synchronous *engine.Table implement it.
+// Engine is the part of the route engine the VPN layer uses;
+// *engine.Engine implements it. (*engine.Table does too, but it is not safe
+// for concurrent use, so it only suits code driving instance states
+// synchronously, as the benchmarks do, not a Manager.)
 type Engine interface {
 	Register(w engine.Worker) *route.Source
 	Publish(src *route.Source, events []engine.Event)

@@ -18,8 +18,7 @@ import (
 
 // ManagerConfig configures a Manager.
 type ManagerConfig struct {
-	// Engine is the route engine (*engine.Engine in the daemon; any
-	// implementation of the Engine interface, e.g. *engine.Table, works).
+	// Engine is the route engine (*engine.Engine).
 	Engine Engine
 	// LocalAddress is the BGP local address: instance RDs
 	// (<LocalAddress>:<n>) and the type-3 originator/next hop. IPv4.

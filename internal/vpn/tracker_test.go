@@ -273,3 +273,15 @@ func TestTrackerRoutesListing(t *testing.T) {
 		t.Fatalf("received %v best %v", recv, best)
 	}
 }
+
+// The tie-break hash is part of the behaviour (which VTEP wins must not
+// change across restarts or versions): pin it.
+func TestTieBreakHashGolden(t *testing.T) {
+	tr := newTracker("compute-1", "EVI-1", vxlan)
+	r := &route.Route{Key: "\x02abc", Source: &route.Source{Name: "BGP-10.0.0.1"}}
+	// FNV-1a 64 of "compute-1\x00EVI-1\x00BGP-10.0.0.1\x00\x02abc".
+	const want = 0x200dc9ea5381e66e
+	if got := tr.hash(r); got != want {
+		t.Fatalf("hash = %#x, want %#x", got, want)
+	}
+}
