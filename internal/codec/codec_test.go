@@ -237,6 +237,7 @@ func TestDecode(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			msg := update(t, c.msg)
+			seed(t, msg)
 			d := NewDecoder()
 			u, err := d.Decode(msg, allowAll)
 			if err != nil {

@@ -61,6 +61,9 @@ func NewDecoder() *Decoder {
 	return &Decoder{cur: make(map[string]*cacheEntry, cacheGeneration)}
 }
 
+// internalErrorReason starts the SessionReset reason of a recovered panic.
+const internalErrorReason = "internal error while decoding a malformed UPDATE: "
+
 func allFamilies(f route.Family) bool { return supported(f) }
 
 // Decode decodes msg, a whole BGP UPDATE message including its 19-byte
@@ -77,7 +80,7 @@ func (d *Decoder) Decode(msg []byte, families func(route.Family) bool) (u Update
 	defer func() {
 		if p := recover(); p != nil {
 			u = Update{}
-			err = reset(CodeUpdateMessageError, SubcodeMalformedAttributeList, nil, "internal error while decoding a malformed UPDATE: %v", p)
+			err = reset(CodeUpdateMessageError, SubcodeMalformedAttributeList, nil, internalErrorReason+"%v", p)
 		}
 	}()
 	if families == nil {
@@ -433,11 +436,14 @@ func fillExtCommunities(a *route.Attrs, v []byte) {
 		switch {
 		case typ == 0x00 && sub == 0x02: // two-octet-AS route target, RFC 4360 §4
 			a.RTs = append(a.RTs, route.RT(c))
-		case typ == 0x03 && sub == 0x0c: // encapsulation, RFC 5512 §4.5
+		case typ == 0x03 && sub == 0x0c && uint32(c>>16) == 0 && uint16(c) != 0:
+			// Encapsulation, RFC 5512 §4.5: 4 reserved bytes, tunnel
+			// type (0 is reserved, and means "none" in route.Encap).
 			if e := route.Encap(uint16(c)); !containsEncap(a.Encaps, e) {
 				a.Encaps = append(a.Encaps, e)
 			}
-		case typ == 0x03 && sub == 0x14 && !a.HasLBOrder: // consistent hash sort order
+		case typ == 0x03 && sub == 0x14 && uint16(c) == 0 && !a.HasLBOrder:
+			// Consistent hash sort order: 4-byte order, 2 reserved bytes.
 			a.HasLBOrder, a.LBOrder = true, uint32(c>>16)
 		case typ <= 0x02 && sub == 0x13: // RT-Record, as an RT of the same type
 			a.RTRecords = append(a.RTRecords, route.RT(c&^(0xff<<48)|0x02<<48))

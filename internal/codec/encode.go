@@ -54,11 +54,7 @@ func EncodeUpdate(routes []*route.Route) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("MP_REACH_NLRI for %s: %w", routes[0], err)
 	}
-	attrs, err := pathAttributes(a)
-	if err != nil {
-		return nil, err
-	}
-	return message(append(attrs, reach))
+	return message(append(pathAttributes(a), reach))
 }
 
 // EncodeWithdraw encodes one UPDATE message withdrawing routes (of one
@@ -83,9 +79,7 @@ func EncodeWithdraw(routes []*route.Route) ([]byte, error) {
 	}
 	var attrs []bgp.PathAttributeInterface
 	if a, err := sharedAttrs(routes); err == nil && a != nil {
-		if attrs, err = pathAttributes(a); err != nil {
-			return nil, err
-		}
+		attrs = pathAttributes(a)
 	}
 	return message(append(attrs, unreach))
 }
@@ -185,7 +179,11 @@ func sameFamily(routes []*route.Route) (route.Family, error) {
 	return f, nil
 }
 
-// gobgpNLRIs converts routes to gobgp NLRI objects, through their wire form.
+// gobgpNLRIs converts routes to gobgp NLRI values holding their wire form
+// (appendNLRI). Going through gobgp's typed NLRI (NLRIFromSlice) would lose
+// data: it drops the value of route distinguishers of unknown type, rejects
+// E-VPN route types it does not know (RFC 7606 §5.4 says to relay or skip
+// them, not fail), and its FlowSpec serializer mishandles 2-byte lengths.
 func gobgpNLRIs(routes []*route.Route) ([]bgp.PathNLRI, error) {
 	out := make([]bgp.PathNLRI, 0, len(routes))
 	var buf []byte
@@ -195,27 +193,14 @@ func gobgpNLRIs(routes []*route.Route) ([]bgp.PathNLRI, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot encode route: %w", err)
 		}
-		if r.Family == route.FamilyFlowVPN {
-			// gobgp's FlowSpec serializer mishandles 2-byte lengths and
-			// may reorder rules: keep the wire bytes.
-			out = append(out, bgp.PathNLRI{NLRI: rawNLRI(string(buf))})
-			continue
-		}
-		n, err := bgp.NLRIFromSlice(bgp.Family(r.Family), buf)
-		if err != nil {
-			return nil, fmt.Errorf("cannot encode route %s: %w", r, err)
-		}
-		if n.Len() != len(buf) {
-			return nil, fmt.Errorf("cannot encode route %s: gobgp parsed %d of %d NLRI bytes", r, n.Len(), len(buf))
-		}
-		out = append(out, bgp.PathNLRI{NLRI: n})
+		out = append(out, bgp.PathNLRI{NLRI: rawNLRI(string(buf))})
 	}
 	return out, nil
 }
 
 // pathAttributes builds the attributes other than MP_REACH/MP_UNREACH, in
 // type-code order (as ExaBGP, hence upstream, sends them).
-func pathAttributes(a *route.Attrs) ([]bgp.PathAttributeInterface, error) {
+func pathAttributes(a *route.Attrs) []bgp.PathAttributeInterface {
 	attrs := make([]bgp.PathAttributeInterface, 0, 8)
 	attrs = append(attrs, bgp.NewPathAttributeOrigin(a.Origin))
 	var segs []bgp.AsPathParamInterface
@@ -233,14 +218,11 @@ func pathAttributes(a *route.Attrs) ([]bgp.PathAttributeInterface, error) {
 	}
 	if cs := extCommunities(a); len(cs) > 0 {
 		ecs := make([]bgp.ExtendedCommunityInterface, 0, len(cs))
-		var b [8]byte
 		for _, c := range cs {
-			binary.BigEndian.PutUint64(b[:], c)
-			ec, err := bgp.ParseExtended(b[:])
-			if err != nil {
-				return nil, fmt.Errorf("extended community %016x: %w", c, err)
-			}
-			ecs = append(ecs, ec)
+			// Raw: gobgp's typed communities (ParseExtended) normalize
+			// some values they do not fully understand.
+			v := binary.BigEndian.AppendUint64(make([]byte, 0, 8), c)
+			ecs = append(ecs, &bgp.UnknownExtended{Type: bgp.ExtendedCommunityAttrType(v[0]), Value: v[1:]})
 		}
 		attrs = append(attrs, bgp.NewPathAttributeExtendedCommunities(ecs))
 	}
@@ -257,7 +239,7 @@ func pathAttributes(a *route.Attrs) ([]bgp.PathAttributeInterface, error) {
 		}
 		attrs = append(attrs, bgp.NewPathAttributePmsiTunnel(bgp.PmsiTunnelType(p.TunnelType), p.Flags&1 != 0, p.Label, id))
 	}
-	return attrs, nil
+	return attrs
 }
 
 // extCommunities lists the extended communities of a in upstream's order:

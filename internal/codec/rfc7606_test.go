@@ -204,6 +204,7 @@ func TestRFC7606(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			seed(t, c.msg)
 			u, err := NewDecoder().Decode(c.msg, nil)
 			var (
 				sr *SessionReset

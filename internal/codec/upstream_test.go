@@ -180,7 +180,9 @@ func TestUpstreamBytesEncode(t *testing.T) {
 func TestUpstreamBytesDecode(t *testing.T) {
 	for _, c := range upstreamCases() {
 		t.Run(c.file, func(t *testing.T) {
-			u, err := NewDecoder().Decode(readUpstream(t, c.file), nil)
+			msg := readUpstream(t, c.file)
+			seed(t, msg)
+			u, err := NewDecoder().Decode(msg, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
