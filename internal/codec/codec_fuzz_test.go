@@ -111,7 +111,12 @@ func seed(t *testing.T, msg []byte) {
 	if !*writeCorpus {
 		return
 	}
-	name := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
+	name := strings.Map(func(r rune) rune {
+		if r < 128 && (r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, t.Name())
 	p := filepath.Join("testdata", "fuzz", "FuzzDecode", name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)

@@ -213,6 +213,25 @@ func TestDecode(t *testing.T) {
 			},
 		},
 		{
+			name: "FlowSpec-VPN withdraw, two rules",
+			msg: `80 0f 17 // MP_UNREACH_NLRI, len 23
+				0001 86 // ipv4/flow-vpn
+				13 // NLRI len 19
+				0001 c0000201 0002 // RD 192.0.2.1:2
+				01 18 0a0102 // destination prefix 10.1.2.0/24
+				03 81 06 // IP protocol = 6 (end of list, 1-byte value)
+				04 81 50 // port == 80`,
+			check: func(t *testing.T, u Update) {
+				r := one(t, u.Withdrawn)
+				if r.Family != route.FamilyFlowVPN || r.Key != string(hx(t, "0001c00002010002 01180a0102 038106 048150")) {
+					t.Errorf("withdrawn %+v", r)
+				}
+				if rd, _ := r.RD(); rd != mustRD(t, "0001 c0000201 0002") {
+					t.Errorf("RD %s", rd)
+				}
+			},
+		},
+		{
 			name: "end of RIB E-VPN",
 			msg:  `80 0f 03 0019 46 // MP_UNREACH_NLRI, len 3, l2vpn/evpn, no NLRI`,
 			check: func(t *testing.T, u Update) {
