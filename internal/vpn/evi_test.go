@@ -541,3 +541,25 @@ func TestInstanceRoutes(t *testing.T) {
 		t.Fatal("routes of an unknown instance")
 	}
 }
+
+// A failed dataplane batch is retried, as the current state, before the
+// next batch.
+func TestDataplaneRetryAfterFailure(t *testing.T) {
+	te := newTestEnv(t)
+	te.attach(evReq("a", 1, "10.1.0.1", "tapA", rts(rtA), rts(rtA)))
+	p := newPeer(te, "BGP-10.0.0.9")
+	te.settle()
+	te.rec.FailNext("Apply", errors.New("netlink: no buffer space"))
+	r1 := mkT2(rp{src: p.src, rd: 1, mac: 9, nh: "10.0.0.9", vni: 100})
+	p.publish(te, adv(r1))
+	te.settle()
+	wantState(t, "failed batch", te.state("a"), nil, nil, nil)
+	if info, _ := te.m.Instance("a"); info.Routes.DataplaneErrors != 1 {
+		t.Fatalf("dataplane errors %d", info.Routes.DataplaneErrors)
+	}
+	r1b := mkT2(rp{src: p.src, rd: 1, mac: 9, nh: "10.0.0.8", vni: 100})
+	p.publish(te, adv(r1b), adv(mkT2(rp{src: p.src, rd: 1, mac: 8, nh: "10.0.0.9", vni: 100})))
+	te.settle()
+	wantState(t, "after retry", te.state("a"),
+		map[route.MAC]dummy.FDBEntry{testMAC(9): fe("10.0.0.8", 100), testMAC(8): fe("10.0.0.9", 100)}, nil, nil)
+}

@@ -34,11 +34,17 @@ type request struct {
 	reply chan error
 }
 
-// message is an inbox entry: an event batch or a request.
+// message is an inbox entry: an event batch, a request, or a dataplane
+// retry tick.
 type message struct {
 	events []engine.Event
 	req    *request
+	retry  bool
 }
+
+// retryDelay is how long after a failed dataplane batch the instance
+// retries it when no other batch comes first.
+const retryDelay = 2 * time.Second
 
 // inbox is an unbounded FIFO: putting never blocks (engine deliveries must
 // not block, reference §4.5 / engine contract).
@@ -79,6 +85,11 @@ type instance struct {
 	// ignoreLog rate-limits "route ignored" warnings (owned by the loop).
 	lastWarn   time.Time
 	suppressed int
+	// failed holds dataplane changes of failed Apply calls, retried
+	// (reconciled against the current state) before the next batch or
+	// after retryDelay; retryArmed: a retry tick is pending.
+	failed     []dataplane.EVIChange
+	retryArmed bool
 }
 
 // Name is the worker name ("EVI-3").
@@ -141,12 +152,18 @@ func (in *instance) run() {
 				}
 				continue
 			}
+			if msg.retry {
+				in.retryArmed = false
+				in.retryFailed()
+				continue
+			}
 			if msg.req != nil {
 				err := msg.req.fn()
 				in.publishInfo() // before replying: the caller may read it
 				msg.req.reply <- err
 				continue
 			}
+			in.retryFailed()
 			changes = in.e.receive(msg.events, changes[:0])
 			in.apply(changes)
 			in.publishCounts()
@@ -168,11 +185,25 @@ func (in *instance) apply(changes []dataplane.EVIChange) {
 		return
 	}
 	if err := in.e.dp.Apply(changes); err != nil {
-		// TODO(retry): failed changes are only logged and counted; the
-		// periodic reconciliation of the drivers is expected to repair.
 		in.e.rt.stats.DataplaneErrors++
-		in.e.log.Error("dataplane update failed", "changes", len(changes), "err", err)
+		in.e.log.Error("dataplane update failed, will retry", "changes", len(changes), "err", err)
+		in.failed = append(in.failed, changes...)
+		if !in.retryArmed && !in.stopped.Load() {
+			in.retryArmed = true
+			time.AfterFunc(retryDelay, func() { in.q.put(message{retry: true}) })
+		}
 	}
+}
+
+// retryFailed re-applies, as the current state, what failed batches
+// touched (before newer batches, so that they apply on top).
+func (in *instance) retryFailed() {
+	if len(in.failed) == 0 {
+		return
+	}
+	changes := in.e.rt.reconcile(in.failed)
+	in.failed = nil
+	in.apply(changes)
 }
 
 // exec applies effects in the contract order.

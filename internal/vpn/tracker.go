@@ -479,3 +479,66 @@ func (t *tracker) routes() (received, best []*route.Route) {
 	}
 	return received, best
 }
+
+// reconcile returns the changes that bring the dataplane entries touched
+// by failed changes (an Apply that returned an error) to the current
+// derived state. Retrying the failed batch as-is could resurrect stale
+// entries when later batches changed the same MAC, IP or flood target.
+func (t *tracker) reconcile(failed []dataplane.EVIChange) []dataplane.EVIChange {
+	var out []dataplane.EVIChange
+	doneMAC := map[route.MAC]bool{}
+	type macIP struct {
+		mac route.MAC
+		ip  netip.Addr
+	}
+	doneIP := map[macIP]bool{}
+	doneFlood := map[floodKey]bool{}
+	for _, c := range failed {
+		switch c.Kind {
+		case dataplane.AddRemoteMAC, dataplane.RemoveRemoteMAC:
+			if doneMAC[c.MAC] {
+				continue
+			}
+			doneMAC[c.MAC] = true
+			e := t.macs[macKey(c.MAC)]
+			cur, ok := fdbOf(t.macBest(&e))
+			if ok {
+				out = append(out, dataplane.EVIChange{Kind: dataplane.AddRemoteMAC, MAC: c.MAC, VTEP: cur.vtep, VNI: cur.vni})
+			}
+			// Entries the failed changes may have left behind.
+			stale := map[floodKey]bool{}
+			for _, f := range failed {
+				if (f.Kind == dataplane.AddRemoteMAC || f.Kind == dataplane.RemoveRemoteMAC) && f.MAC == c.MAC {
+					if k := (floodKey{vtep: f.VTEP, vni: f.VNI}); (!ok || k != cur) && !stale[k] {
+						stale[k] = true
+						out = append(out, dataplane.EVIChange{Kind: dataplane.RemoveRemoteMAC, MAC: c.MAC, VTEP: k.vtep, VNI: k.vni})
+					}
+				}
+			}
+		case dataplane.AddRemoteIP, dataplane.RemoveRemoteIP:
+			k := macIP{c.MAC, c.IP}
+			if doneIP[k] {
+				continue
+			}
+			doneIP[k] = true
+			e := t.macs[macKey(c.MAC)]
+			kind := dataplane.RemoveRemoteIP
+			if e.destBest(c.IP) != nil {
+				kind = dataplane.AddRemoteIP
+			}
+			out = append(out, dataplane.EVIChange{Kind: kind, MAC: c.MAC, IP: c.IP})
+		case dataplane.AddFlood, dataplane.RemoveFlood:
+			k := floodKey{vtep: c.VTEP, vni: c.VNI}
+			if doneFlood[k] {
+				continue
+			}
+			doneFlood[k] = true
+			kind := dataplane.RemoveFlood
+			if t.flood[k] > 0 {
+				kind = dataplane.AddFlood
+			}
+			out = append(out, dataplane.EVIChange{Kind: kind, VTEP: k.vtep, VNI: k.vni})
+		}
+	}
+	return out
+}

@@ -285,3 +285,23 @@ func TestTieBreakHashGolden(t *testing.T) {
 		t.Fatalf("hash = %#x, want %#x", got, want)
 	}
 }
+
+func TestTrackerReconcileFailedChanges(t *testing.T) {
+	s := &route.Source{Name: "BGP-10.0.0.1", Peer: true}
+	tr := newTestTracker("h")
+	moved := mkT2(rp{src: s, rd: 1, mac: 1, ip: "10.1.0.1", nh: "10.0.0.2", vni: 100})
+	tr.handle([]engine.Event{adv(moved), adv(mkT3(s, 1, "10.0.0.1", "10.0.0.1", 100, route.PMSIIngressReplication))}, nil)
+	failed := []dataplane.EVIChange{
+		{Kind: dataplane.AddRemoteMAC, MAC: testMAC(1), VTEP: ip("10.0.0.1"), VNI: 100}, // stale now
+		{Kind: dataplane.AddRemoteIP, MAC: testMAC(1), IP: ip("10.1.0.1")},
+		{Kind: dataplane.AddRemoteMAC, MAC: testMAC(2), VTEP: ip("10.0.0.1"), VNI: 100}, // gone now
+		{Kind: dataplane.AddFlood, VTEP: ip("10.0.0.1"), VNI: 100},
+		{Kind: dataplane.AddFlood, VTEP: ip("10.0.0.5"), VNI: 100}, // gone now
+	}
+	want := "add-mac 52:54:00:00:00:01 10.0.0.2 100; remove-mac 52:54:00:00:00:01 10.0.0.1 100; " +
+		"add-ip 10.1.0.1 52:54:00:00:00:01; remove-mac 52:54:00:00:00:02 10.0.0.1 100; " +
+		"add-flood 10.0.0.1 100; remove-flood 10.0.0.5 100"
+	if got := render(tr.reconcile(failed)); got != want {
+		t.Fatalf("reconcile:\n got  %q\n want %q", got, want)
+	}
+}
