@@ -23,6 +23,7 @@
 package codec
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -108,8 +109,10 @@ func (e *AttributeDiscard) Error() string {
 	return "BGP UPDATE attributes discarded (RFC 7606): " + strings.Join(e.Attrs, ", ")
 }
 
+// reset builds a SessionReset; data is copied (it may alias the message or
+// a Decoder buffer).
 func reset(code, sub uint8, data []byte, format string, args ...any) *SessionReset {
-	return &SessionReset{Code: code, Subcode: sub, Data: data, Reason: fmt.Sprintf(format, args...)}
+	return &SessionReset{Code: code, Subcode: sub, Data: bytes.Clone(data), Reason: fmt.Sprintf(format, args...)}
 }
 
 // supported reports whether the codec parses NLRI of family f.

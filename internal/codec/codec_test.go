@@ -438,3 +438,24 @@ func TestEncodeErrors(t *testing.T) {
 		t.Errorf("EncodeWithdraws: %d messages, %v", len(ws), err)
 	}
 }
+
+func TestFlowSpecNextHop(t *testing.T) {
+	rd := mustRD(t, "0000 fde8 00000001")
+	a := &route.Attrs{NextHop: nh1, HasRedirect: true, Redirect: route.NewRT(65000, 1)}
+	r := &route.Route{Family: route.FamilyFlowVPN, Key: string(rd[:]) + string(hx(t, "01180a0102")), Attrs: a}
+	m, err := EncodeUpdate([]*route.Route{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := NewDecoder().Decode(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RFC 8955 §4: no next hop is sent, and one received is ignored.
+	want := *r
+	want.Attrs = &route.Attrs{HasRedirect: true, Redirect: route.NewRT(65000, 1)}
+	sameRoutes(t, u.Advertised, []*route.Route{&want})
+	if _, err := EncodeUpdate([]*route.Route{{Family: route.FamilyRTC, Key: route.RTCWildcardKey, Attrs: &route.Attrs{}}}); err == nil {
+		t.Error("RTC route without a next hop encoded")
+	}
+}

@@ -384,7 +384,9 @@ func (d *Decoder) parseAttrs(nonMP []byte, reachFlags byte, reachHdr []byte, f r
 		case *bgp.PathAttributeLocalPref:
 			a.HasLocalPref, a.LocalPref = true, p.Value
 		case *bgp.PathAttributeMpReachNLRI:
-			a.NextHop = p.Nexthop
+			if f != route.FamilyFlowVPN { // RFC 8955 §4: ignored on receipt
+				a.NextHop = p.Nexthop
+			}
 		}
 	}
 	// Extended communities and PMSI from their wire bytes (first

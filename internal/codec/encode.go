@@ -26,10 +26,11 @@ var ErrTooLong = errors.New("BGP message would exceed 4096 bytes")
 // AS_PATH (empty when Attrs.ASPath is, as on iBGP, else one AS_SEQUENCE of
 // 4-octet ASNs, RFC 6793), MULTI_EXIT_DISC if HasMED, LOCAL_PREF if
 // HasLocalPref, EXTENDED_COMMUNITIES (see below), PMSI_TUNNEL if set, in
-// type-code order, then MP_REACH_NLRI last (next hop Attrs.NextHop; none for
-// FlowSpec). Extended communities are written as upstream's RouteEntry
-// builds them: the non-RT ones first (encapsulations, RT records, LB order,
-// redirect, others), then the route targets.
+// type-code order, then MP_REACH_NLRI last (next hop Attrs.NextHop, which
+// must be set, except for FlowSpec which has none).
+// Extended communities are written as upstream's RouteEntry builds them:
+// the non-RT ones first (encapsulations, RT records, LB order, redirect,
+// others), then the route targets.
 func EncodeUpdate(routes []*route.Route) ([]byte, error) {
 	f, err := sameFamily(routes)
 	if err != nil {
@@ -47,7 +48,13 @@ func EncodeUpdate(routes []*route.Route) ([]byte, error) {
 		return nil, err
 	}
 	var nhs []netip.Addr
-	if a.NextHop.IsValid() && f.SAFI() != bgp.SAFI_FLOW_SPEC_VPN {
+	switch {
+	case f == route.FamilyFlowVPN:
+		// No next hop (RFC 8955 §4: length 0, ignored on receipt), as
+		// upstream sends.
+	case !a.NextHop.IsValid():
+		return nil, fmt.Errorf("cannot advertise %s: Attrs.NextHop is not set", routes[0])
+	default:
 		nhs = append(nhs, a.NextHop)
 	}
 	reach, err := bgp.NewPathAttributeMpReachNLRI(bgp.Family(f), nlris, nhs...)
