@@ -10,9 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/dataplane/dummy"
-	"github.com/bagpipe-go/bagpipe/internal/engine"
 	"github.com/bagpipe-go/bagpipe/internal/route"
 )
 
@@ -67,7 +65,6 @@ func TestLocalExchangeBetweenTwoEVIs(t *testing.T) {
 	if got := te.state("a").Ports; !reflect.DeepEqual(got, map[string][]dummy.Endpoint{"tapA": {{MAC: testMAC(1), IP: ip("10.1.0.1")}}}) {
 		t.Errorf("a ports %v", got)
 	}
-	// Each Apply is one batch: count the calls of instance b.
 	info, _ := te.m.Instance("b")
 	if info.Routes.Received != 2 || info.Routes.Best != 2 || info.Routes.Advertised != 2 {
 		t.Errorf("b route counts %+v", info.Routes)
@@ -491,8 +488,6 @@ func TestManagerStop(t *testing.T) {
 	if c := te.rec.Counters(); c.Closed != 2 {
 		t.Fatalf("dataplanes closed: %d", c.Closed)
 	}
-	_ = engine.Match{}
-	_ = dataplane.LocalPort{}
 }
 
 // Reusing an instance id with another VPN type is a client error (400;
