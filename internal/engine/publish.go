@@ -68,22 +68,23 @@ func sourceName(s *route.Source) string {
 
 func (t *Table) advertise(ws *workerState, r *route.Route) {
 	ft := t.table(ws, r.Family, true)
-	old := ft.routes[r.Key]
-	if old == nil {
+	// One probe serves the lookup and the update: dispatching does not
+	// touch the source's table.
+	h := rsHash(r.Key)
+	slot, free := ft.routes.lookup(h, r.Key, nil)
+	if slot < 0 {
 		t.newW = t.interested(t.newW[:0], r)
 		for _, w := range t.newW {
 			t.push(w, Event{Kind: Advertise, Route: r})
 		}
 		clear(t.newW)
-		ft.routes[r.Key] = r
-		if n := len(ft.routes); n > ft.peak {
-			ft.peak = n
-		}
-		t.index(r)
+		ft.routes.insert(h, r, free)
+		t.index(r, h)
 		t.family(r.Family, true).count++
 		t.countRoute(r, 1)
 		return
 	}
+	old := ft.routes.at(slot)
 	if route.Equal(old, r) {
 		t.c.duplicates++
 		return
@@ -109,16 +110,20 @@ func (t *Table) advertise(ws *workerState, r *route.Route) {
 	}
 	clear(t.oldW)
 	clear(t.newW)
-	ft.routes[r.Key] = r
-	t.unindex(old)
-	t.index(r)
+	ft.routes.setAt(slot, r)
+	t.unindex(old, h)
+	t.index(r, h)
 }
 
 func (t *Table) withdraw(ws *workerState, r *route.Route) {
 	var old *route.Route
+	h := rsHash(r.Key)
+	slot := -1
 	ft := t.table(ws, r.Family, false)
 	if ft != nil {
-		old = ft.routes[r.Key]
+		if slot, _ = ft.routes.lookup(h, r.Key, nil); slot >= 0 {
+			old = ft.routes.at(slot)
+		}
 	}
 	if old == nil {
 		t.c.unknownWithdraws++
@@ -127,8 +132,8 @@ func (t *Table) withdraw(ws *workerState, r *route.Route) {
 		return
 	}
 	t.dispatchWithdraw(old)
-	ft.routes = deleteShrink(ft.routes, &ft.peak, r.Key)
-	t.unindex(old)
+	ft.routes.deleteAt(slot)
+	t.unindex(old, h)
 	t.family(r.Family, false).count--
 	t.countRoute(old, -1)
 }
@@ -179,8 +184,8 @@ func addMatch(dst []*workerState, ms *matchState, src *route.Source, e uint64) [
 	return dst
 }
 
-// index adds r to the RT index.
-func (t *Table) index(r *route.Route) {
+// index adds r to the RT index (h is rsHash(r.Key)).
+func (t *Table) index(r *route.Route, h uint64) {
 	rts := matchRTs(r)
 	if len(rts) == 0 {
 		return
@@ -192,18 +197,15 @@ func (t *Table) index(r *route.Route) {
 		}
 		set := idx[rt]
 		if set == nil {
-			set = &rtSet{routes: make(map[*route.Route]struct{}, 1)}
+			set = &routeSet{}
 			idx[rt] = set
 		}
-		set.routes[r] = struct{}{}
-		if n := len(set.routes); n > set.peak {
-			set.peak = n
-		}
+		set.addH(h, r)
 	}
 }
 
-// unindex removes r from the RT index.
-func (t *Table) unindex(r *route.Route) {
+// unindex removes r from the RT index (h is rsHash(r.Key)).
+func (t *Table) unindex(r *route.Route, h uint64) {
 	rts := matchRTs(r)
 	if len(rts) == 0 {
 		return
@@ -214,8 +216,8 @@ func (t *Table) unindex(r *route.Route) {
 		if set == nil {
 			continue
 		}
-		set.routes = deleteShrink(set.routes, &set.peak, r)
-		if len(set.routes) == 0 {
+		set.removeH(h, r)
+		if set.Len() == 0 {
 			delete(idx, rt)
 		}
 	}

@@ -75,12 +75,10 @@ type workerState struct {
 	oldMark uint64
 }
 
-// famTable holds one source's routes of one family, by NLRI key. The map
-// key shares its bytes with Route.Key.
+// famTable holds one source's routes of one family, by NLRI key.
 type famTable struct {
 	fam    route.Family
-	routes map[string]*route.Route
-	peak   int
+	routes routeSet // keyed
 }
 
 // familyState is the per-family part of the indexes.
@@ -90,7 +88,7 @@ type familyState struct {
 	// sources are the workers having a famTable of this family.
 	sources map[*workerState]struct{}
 	// byRT indexes routes by RT; [0] for local sources, [1] for peers.
-	byRT [2]map[route.RT]*rtSet
+	byRT [2]map[route.RT]*routeSet // identity sets
 	// subs are the subscriptions (fam, rt); anySub is (fam, RTAny).
 	subs   map[route.RT]*matchState
 	anySub *matchState
@@ -100,7 +98,7 @@ func newFamilyState(f route.Family) *familyState {
 	return &familyState{
 		fam:     f,
 		sources: make(map[*workerState]struct{}),
-		byRT:    [2]map[route.RT]*rtSet{make(map[route.RT]*rtSet), make(map[route.RT]*rtSet)},
+		byRT:    [2]map[route.RT]*routeSet{make(map[route.RT]*routeSet), make(map[route.RT]*routeSet)},
 		subs:    make(map[route.RT]*matchState),
 	}
 }
@@ -117,18 +115,6 @@ type matchState struct {
 	workers []*workerState
 	local   int
 }
-
-// rtSet is the set of routes of one family and RT from local sources or
-// from peers (split so that a peer's replay never walks peers' routes).
-type rtSet struct {
-	routes map[*route.Route]struct{}
-	peak   int
-}
-
-// shrinkMin is the map size under which deleted maps are never rebuilt.
-// Go maps do not release memory on delete; once a map has shrunk to an
-// eighth of its peak size we copy it into a right-sized one (amortised O(1)).
-const shrinkMin = 4096
 
 // NewTable returns an empty table. hook may be nil.
 func NewTable(hook LocalSubscriptionHook) *Table {
@@ -253,7 +239,7 @@ func (t *Table) table(ws *workerState, f route.Family, create bool) *famTable {
 	if !create {
 		return nil
 	}
-	ft := &famTable{fam: f, routes: make(map[string]*route.Route)}
+	ft := &famTable{fam: f}
 	ws.tables = append(ws.tables, ft)
 	t.family(f, true).sources[ws] = struct{}{}
 	return ft
@@ -297,7 +283,7 @@ func (t *Table) Routes(fam route.Family) []*route.Route {
 		}
 		for ws := range fs.sources {
 			if ft := t.table(ws, fs.fam, false); ft != nil {
-				for _, r := range ft.routes {
+				for r := range ft.routes.all() {
 					out = append(out, r)
 				}
 			}
@@ -411,9 +397,9 @@ func (t *Table) Cleanup(w Worker) {
 	t.chunk = replayChunk
 	for _, ft := range ws.tables {
 		fs := t.family(ft.fam, false)
-		for _, r := range ft.routes {
+		for r := range ft.routes.all() {
 			t.dispatchWithdraw(r)
-			t.unindex(r)
+			t.unindex(r, rsHash(r.Key))
 			fs.count--
 			t.countRoute(r, -1)
 		}
@@ -488,7 +474,7 @@ func (t *Table) forEachCandidate(m Match, ws *workerState, fn func(*route.Route)
 					continue
 				}
 				if set := idx[m.RT]; set != nil {
-					for r := range set.routes {
+					for r := range set.all() {
 						eligible(r)
 					}
 				}
@@ -505,7 +491,7 @@ func (t *Table) forEachCandidate(m Match, ws *workerState, fn func(*route.Route)
 				continue
 			}
 			if ft := t.table(src, fs.fam, false); ft != nil {
-				for _, r := range ft.routes {
+				for r := range ft.routes.all() {
 					fn(r)
 				}
 			}
@@ -546,19 +532,4 @@ func (t *Table) flush() {
 	}
 	t.touched = t.touched[:0]
 	t.chunk = 0
-}
-
-// deleteShrink deletes k from m, and rebuilds m smaller when it has
-// shrunk to an eighth of its peak size.
-func deleteShrink[K comparable, V any](m map[K]V, peak *int, k K) map[K]V {
-	delete(m, k)
-	if n := len(m); *peak >= shrinkMin && n*8 <= *peak {
-		nm := make(map[K]V, n)
-		for k, v := range m {
-			nm[k] = v
-		}
-		*peak = n
-		return nm
-	}
-	return m
 }
