@@ -318,6 +318,11 @@ func localPort(v any) (dataplane.LocalPort, error) {
 		}
 		lp.OVS = ovs
 	}
+	// A null or empty name is as good as none (upstream would fail later,
+	// in the dataplane, with a 500).
+	if lp.LinuxIf == "" && lp.EVPN == "" {
+		return lp, badf("Mandatory key is missing in local_port parameter (linuxif, or evpn)")
+	}
 	raw, err := json.Marshal(obj)
 	if err != nil {
 		return lp, badf("'local_port' cannot be re-encoded as JSON: %v", err)

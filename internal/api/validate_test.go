@@ -56,6 +56,9 @@ func TestErrorMatrix(t *testing.T) {
 		// local_port.
 		{"local_port empty object", A, ipvpnBody.with("local_port", obj{}).json(), 400, "API error: Mandatory key is missing in local_port parameter (linuxif, or evpn)"},
 		{"local_port ovs only", D, ipvpnBody.with("local_port", lp(obj{"ovs": obj{"plugged": true}})).json(), 400, "API error: Mandatory key is missing in local_port parameter (linuxif, or evpn)"},
+		{"local_port null linuxif", A, ipvpnBody.with("local_port", obj{"linuxif": nil}).json(), 400, "API error: Mandatory key is missing in local_port parameter (linuxif, or evpn)"},
+		{"local_port empty linuxif", D, ipvpnBody.with("local_port", "").json(), 400, "API error: Mandatory key is missing in local_port parameter (linuxif, or evpn)"},
+		{"local_port null evpn", A, ipvpnBody.with("local_port", obj{"evpn": nil}).json(), 400, "API error: Mandatory key is missing in local_port parameter (linuxif, or evpn)"},
 		{"local_port number", A, ipvpnBody.with("local_port", 3).json(), 400, "API error: 'local_port' must be an object or a string, not a number"},
 		{"local_port list", A, ipvpnBody.with("local_port", []any{"linuxif"}).json(), 400, "API error: 'local_port' must be an object or a string, not a list"},
 		{"linuxif and evpn", A, ipvpnBody.with("local_port", obj{"linuxif": "tap1", "evpn": obj{"id": "e1"}}).json(), 400, "API error: 'local_port' cannot have both a non-empty 'linuxif' and 'evpn'"},

@@ -174,8 +174,10 @@ func (o *Object) Entries() map[string]Entry { return o.Map }
 
 // Funcs is a Collection built from two functions.
 type Funcs struct {
+	// ListFunc implements List.
 	ListFunc func(ctx context.Context) ([]Item, error)
-	GetFunc  func(ctx context.Context, id string) (Node, bool)
+	// GetFunc implements Get.
+	GetFunc func(ctx context.Context, id string) (Node, bool)
 }
 
 // List implements Collection.

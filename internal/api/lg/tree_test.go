@@ -305,3 +305,17 @@ func TestWantsJSON(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkResolveIndexed measures a deep looking-glass lookup through a
+// struct-valued item (JSON round trip for indexing).
+func BenchmarkResolveIndexed(b *testing.B) {
+	h := testTree()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodGet, "/looking-glass/summary/route_counts/local_routes_count", nil)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+}
