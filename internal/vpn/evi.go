@@ -172,7 +172,7 @@ func samePort(a, b dataplane.LocalPort) bool {
 // (reference §5.2, §6): NEXT_HOP, ORIGIN IGP, LOCAL_PREF always set, the
 // export RTs, the Encapsulation communities of the driver (RFC 5512 §4.5,
 // "default" never advertised) and, for endpoint routes, the Consistent Hash
-// Sort Order community that upstream always adds. All wire-layout choices
+// Sort Order community when the order is not 0 (see below). All wire-layout choices
 // for local routes are made here.
 func (e *evi) localAttrs(nextHop netip.Addr, localPref uint32, lbOrder *uint32, pmsi *route.PMSI) *route.Attrs {
 	a := &route.Attrs{
@@ -184,7 +184,13 @@ func (e *evi) localAttrs(nextHop netip.Addr, localPref uint32, lbOrder *uint32, 
 		Encaps:       slices.Clone(e.advEncaps),
 		PMSI:         pmsi,
 	}
-	if lbOrder != nil {
+	// Upstream means to send the Consistent Hash Sort Order community on
+	// every endpoint route but never does (exabgp drops the second
+	// extended-communities attribute it is added as). We send it when the
+	// order is not the default 0, which receivers assume when it is absent:
+	// default routes stay byte-identical to upstream's, and a non-zero order
+	// reaches the receivers as intended.
+	if lbOrder != nil && *lbOrder != 0 {
 		a.HasLBOrder, a.LBOrder = true, *lbOrder
 	}
 	return a

@@ -408,3 +408,30 @@ func (i InstanceInfo) String() string {
 	fmt.Fprintf(&b, "%s %s (vni %d, rd %s)", i.Name, i.ExternalID, i.VNI, i.RD)
 	return b.String()
 }
+
+// HasDriver reports whether a dataplane driver is configured for VPN type t.
+func (m *Manager) HasDriver(t Type) bool {
+	switch t {
+	case EVPN:
+		return m.cfg.EVPNDriver != nil
+	}
+	return false
+}
+
+// InstanceDataplane returns the looking-glass object of an instance's
+// dataplane (driver specific), read on the instance goroutine.
+func (m *Manager) InstanceDataplane(ctx context.Context, externalID string) (map[string]any, error) {
+	in := m.lookup(externalID)
+	if in == nil {
+		return nil, clientErr(404, "VPN %s could not be found", externalID)
+	}
+	var info map[string]any
+	err := in.do(ctx, func() error {
+		info = in.e.dp.Info()
+		return nil
+	})
+	if errors.Is(err, errStopped) {
+		return nil, clientErr(404, "VPN %s could not be found", externalID)
+	}
+	return info, err
+}

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"sort"
 	"sync"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
@@ -396,8 +397,43 @@ func (e *evi) GatewayPortDown(linuxIf string) error {
 	return nil
 }
 
+// Info renders the recorded state for the looking glass: fdb
+// (MAC → "vtep/vni"), flood (sorted "vtep/vni"), neigh (IP → MAC) and
+// ports (linuxif → endpoints). Tests read remote state through it.
 func (e *evi) Info() map[string]any {
-	return map[string]any{"driver": "dummy", "instance": e.id}
+	r := e.d.rec
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	info := map[string]any{"driver": "dummy", "instance": e.id}
+	s := e.state()
+	if s == nil {
+		return info
+	}
+	fdb := map[string]string{}
+	for mac, f := range s.FDB {
+		fdb[mac.String()] = fmt.Sprintf("%s/%d", f.VTEP, f.VNI)
+	}
+	flood := []string{}
+	for f := range s.Flood {
+		flood = append(flood, fmt.Sprintf("%s/%d", f.VTEP, f.VNI))
+	}
+	sort.Strings(flood)
+	neigh := map[string]string{}
+	for ip, mac := range s.Neigh {
+		neigh[ip.String()] = mac.String()
+	}
+	ports := map[string][]string{}
+	for name, eps := range s.Ports {
+		for _, ep := range eps {
+			x := ep.MAC.String()
+			if ep.IP.IsValid() {
+				x += "/" + ep.IP.String()
+			}
+			ports[name] = append(ports[name], x)
+		}
+	}
+	info["fdb"], info["flood"], info["neigh"], info["ports"] = fdb, flood, neigh, ports
+	return info
 }
 
 // errClosed is returned by calls on a closed instance.
