@@ -11,8 +11,11 @@
 //     ValidateUpdateMsg) for their RFC 7606 classification. Attributes are
 //     interned per Decoder: a message whose attributes are byte-identical to
 //     a recent one reuses the same *route.Attrs without parsing them again.
-//   - Encoding builds gobgp path attributes and NLRI objects and lets gobgp
-//     serialize the message.
+//   - Encoding builds gobgp path attributes (MP_REACH_NLRI/MP_UNREACH_NLRI
+//     included) and lets gobgp serialize them; NLRI and extended
+//     communities are handed to gobgp as wire bytes so that they round-trip
+//     exactly. The bytes match upstream bagpipe-bgp's (ExaBGP) byte for
+//     byte, see testdata/upstream and upstream_test.go.
 //
 // Error handling follows RFC 7606 and is reported as typed errors:
 // *SessionReset (send a NOTIFICATION and close), *TreatAsWithdraw (the
