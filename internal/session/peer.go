@@ -123,6 +123,11 @@ type sess struct {
 	c      *conn
 	timers [numTimers]*time.Timer
 	gens   [numTimers]uint64
+	// fires is when the armed timer fires; due is when the event is due.
+	// Restarting a timer to a later time (the hold timer, on every UPDATE)
+	// only moves due: the firing timer re-arms itself for the rest, so the
+	// hot path costs a clock read, not a timer allocation.
+	fires, due [numTimers]time.Time
 }
 
 type rxEvent struct {
@@ -368,6 +373,10 @@ func (p *Peer) onItem(it any) {
 		if (s != p.main && s != p.alt) || s.gens[it.t] != it.gen {
 			return // stale
 		}
+		if now := time.Now(); now.Before(s.due[it.t]) {
+			p.arm(s, it.t, s.due[it.t], s.due[it.t].Sub(now)) // restarted meanwhile
+			return
+		}
 		s.timers[it.t] = nil
 		switch it.t {
 		case ConnectRetryTimer:
@@ -609,11 +618,21 @@ func (p *Peer) apply(s *sess, acts []Action) {
 }
 
 func (p *Peer) startTimer(s *sess, t Timer, d time.Duration) {
+	due := time.Now().Add(d)
+	if s.timers[t] != nil && !due.Before(s.fires[t]) {
+		s.due[t] = due
+		return
+	}
+	p.arm(s, t, due, d)
+}
+
+func (p *Peer) arm(s *sess, t Timer, due time.Time, d time.Duration) {
 	s.gens[t]++
 	gen := s.gens[t]
 	if s.timers[t] != nil {
 		s.timers[t].Stop()
 	}
+	s.fires[t], s.due[t] = due, due
 	s.timers[t] = time.AfterFunc(d, func() { p.post(timerItem{s: s, t: t, gen: gen}) })
 }
 
