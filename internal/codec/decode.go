@@ -227,7 +227,7 @@ func (d *Decoder) Decode(msg []byte, families func(route.Family) bool) (u Update
 		}
 		return u, nil
 	}
-	adv, err := d.parseNLRIs(f, reach[5+nhl:], false, nil)
+	adv, err := d.parseNLRIs(f, reach[5+nhl:], false, make([]*route.Route, 0, nlriEstimate(f, len(reach)-5-nhl)))
 	if err != nil {
 		return Update{}, reset(CodeUpdateMessageError, SubcodeOptionalAttributeError, reachRaw, "MP_REACH_NLRI: %v", err)
 	}
@@ -263,6 +263,21 @@ func (d *Decoder) Decode(msg []byte, families func(route.Family) bool) (u Update
 		return u, e.discard
 	}
 	return u, nil
+}
+
+// nlriEstimate guesses how many NLRI of family f fit n bytes (at least 1),
+// to size the route slice once.
+func nlriEstimate(f route.Family, n int) int {
+	typical := 39 // E-VPN MAC/IP with an IPv4 address
+	switch f {
+	case route.FamilyVPNv4:
+		typical = 16
+	case route.FamilyRTC:
+		typical = 13
+	case route.FamilyFlowVPN:
+		typical = 14
+	}
+	return max(1, min(n/typical, 512))
 }
 
 // ignoredCount turns countNLRIs' result into a count of ignored NLRI: an
