@@ -398,6 +398,8 @@ func (d *Decoder) parseAttrs(nonMP []byte, reachFlags byte, reachHdr []byte, f r
 			a.HasMED, a.MED = true, p.Value
 		case *bgp.PathAttributeLocalPref:
 			a.HasLocalPref, a.LocalPref = true, p.Value
+		case *bgp.PathAttributeOriginatorId:
+			a.OriginatorID = p.Value
 		case *bgp.PathAttributeMpReachNLRI:
 			if f != route.FamilyFlowVPN { // RFC 8955 §4: ignored on receipt
 				a.NextHop = p.Nexthop

@@ -223,6 +223,13 @@ func pathAttributes(a *route.Attrs) []bgp.PathAttributeInterface {
 	if a.HasLocalPref {
 		attrs = append(attrs, bgp.NewPathAttributeLocalPref(a.LocalPref))
 	}
+	if a.OriginatorID.Is4() {
+		// Only set on decoded routes (RFC 4456 §8); kept so a decoded route
+		// re-encodes to what was received.
+		if oid, err := bgp.NewPathAttributeOriginatorId(a.OriginatorID); err == nil {
+			attrs = append(attrs, oid)
+		}
+	}
 	if cs := extCommunities(a); len(cs) > 0 {
 		ecs := make([]bgp.ExtendedCommunityInterface, 0, len(cs))
 		for _, c := range cs {

@@ -87,6 +87,9 @@ type Attrs struct {
 	LocalPref    uint32
 	HasMED       bool
 	MED          uint32
+	// OriginatorID is the ORIGINATOR_ID a route reflector added
+	// (RFC 4456 §8), invalid if absent. Decoded only: we never reflect.
+	OriginatorID netip.Addr
 	// RTs are the two-octet-AS route targets (0x00/0x02), in wire order.
 	RTs []RT
 	// Encaps are the tunnel types of the Encapsulation communities, in wire
@@ -143,7 +146,7 @@ func (a *Attrs) Equal(b *Attrs) bool {
 	if a == nil || b == nil {
 		return false
 	}
-	if a.NextHop != b.NextHop || a.Origin != b.Origin || a.HasLocalPref != b.HasLocalPref ||
+	if a.NextHop != b.NextHop || a.OriginatorID != b.OriginatorID || a.Origin != b.Origin || a.HasLocalPref != b.HasLocalPref ||
 		a.LocalPref != b.LocalPref || a.HasMED != b.HasMED || a.MED != b.MED ||
 		a.HasLBOrder != b.HasLBOrder || a.LBOrder != b.LBOrder ||
 		a.HasRedirect != b.HasRedirect || a.Redirect != b.Redirect {
