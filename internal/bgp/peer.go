@@ -30,6 +30,9 @@ type PeerWorker struct {
 	name string
 	log  *slog.Logger
 	sess *session.Peer
+	// out receives the encoded messages: the session, or a recorder in
+	// tests.
+	out interface{ Send(msgs ...[]byte) }
 
 	// Owned by the session goroutine.
 	dec       *codec.Decoder
@@ -86,6 +89,7 @@ func newPeerWorker(m *Manager, addr netip.Addr) *PeerWorker {
 			ErrorDelay:   m.cfg.ErrorDelay,
 		},
 	}, p, p.log)
+	p.out = p.sess
 	return p
 }
 
@@ -188,7 +192,7 @@ func (p *PeerWorker) sendLoop(ctx context.Context) {
 		clear(batch)
 		if len(msgs) > 0 && p.gen.Load() == cur {
 			p.stats.routesOut.Add(uint64(len(msgs)))
-			p.sess.Send(msgs...)
+			p.out.Send(msgs...)
 		}
 	}
 }
@@ -396,6 +400,7 @@ func (p *PeerWorker) Info() PeerInfo {
 		RoutesIn:  p.stats.routesIn.Load(),
 		Updates:   p.stats.routesOut.Load(),
 		Errors:    p.stats.updateErrors.Load(),
+		Looped:    p.stats.looped.Load(),
 	}
 }
 
