@@ -9,7 +9,7 @@
 // connections, the timers, the reader and writer goroutines, and applies the
 // connection collision rules of RFC 4271 §6.8.
 //
-// Randomness: the reconnect delays after an error are multiplied by a jitter
+// Randomness: every reconnect delay (RFC 4271 §10) is multiplied by a jitter
 // factor in [1, 1.5) as upstream bagpipe-bgp does. The FSM obtains it from
 // Config.Jitter, a function the driver sets (Peer uses math/rand); tests set a
 // constant function, and a nil Jitter means a factor of 1. Step calls Jitter
@@ -257,12 +257,22 @@ func (f *FSM) Step(ev Event) []Action {
 		// ConnectRetryTimer and go to Active (where incoming connections
 		// are still accepted).
 		f.state = Active
-		return []Action{StartTimer{Timer: ConnectRetryTimer, Duration: f.cfg.ConnectRetry}}
+		return []Action{StartTimer{Timer: ConnectRetryTimer, Duration: f.jittered(f.cfg.ConnectRetry)}}
 	case TCPClosed:
 		if !f.connected() {
 			return nil
 		}
-		return f.leave(&DownError{Event: "connection closed", Err: e.Err}, nil, f.retryDelay())
+		pre := f.state != Established
+		acts := f.leave(&DownError{Event: "connection closed", Err: e.Err}, nil, f.retryDelay())
+		if pre && f.started {
+			// RFC 4271 §8.2.2 OpenSent/OpenConfirm, TcpConnectionFails:
+			// restart the ConnectRetryTimer and go to Active, where a
+			// connection from the peer is still accepted. Going to Idle
+			// (refusing) here lets two speakers that connect to each other
+			// refuse each other forever.
+			f.state = Active
+		}
+		return acts
 	case OpenReceived:
 		return f.openReceived(e)
 	case KeepaliveReceived:
@@ -381,7 +391,7 @@ func (f *FSM) openReceived(e OpenReceived) []Action {
 	}
 	neg, n := f.checkOpen(e.Open)
 	if n != nil {
-		return f.leave(&DownError{Event: "OPEN rejected", Sent: n}, n, f.cfg.ConnectRetry)
+		return f.leave(&DownError{Event: "OPEN rejected", Sent: n}, n, f.jittered(f.cfg.ConnectRetry))
 	}
 	f.peerID = e.Open.ID
 	f.neg = neg
@@ -470,7 +480,9 @@ func (f *FSM) retryDelay() time.Duration {
 	if f.state == Established {
 		return f.jittered(f.cfg.ErrorDelay)
 	}
-	return f.cfg.ConnectRetry
+	// RFC 4271 §10: jitter the ConnectRetryTimer, so two speakers that
+	// failed at the same moment do not retry in lockstep.
+	return f.jittered(f.cfg.ConnectRetry)
 }
 
 func (f *FSM) jittered(d time.Duration) time.Duration {

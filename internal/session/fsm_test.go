@@ -287,7 +287,7 @@ func TestFSMUnexpectedMessages(t *testing.T) {
 			st := f.State()
 			what := strings.Fields(tc.name)[0]
 			runSteps(t, f, []step{{tc.ev, append([]string{"Send NOTIFICATION " + tc.notify},
-				downTail("unexpected "+what+" in "+st.String()+", sent NOTIFICATION "+tc.notify, "5s")...), Idle}})
+				downTail("unexpected "+what+" in "+st.String()+", sent NOTIFICATION "+tc.notify, "6.25s")...), Idle}})
 		})
 	}
 }
@@ -304,9 +304,9 @@ func TestFSMNotificationInEachState(t *testing.T) {
 		{"Connect", func(_ *testing.T, f *FSM) { f.Step(ManualStart{}) }, []string{}},
 		{"Active", func(_ *testing.T, f *FSM) { f.Step(ManualStart{}); f.Step(TCPFailed{}) }, []string{}},
 		{"OpenSent", func(t *testing.T, f *FSM) { runSteps(t, f, toOpenSent) },
-			downTail("notification received in OpenSent"+recv, "5s")},
+			downTail("notification received in OpenSent"+recv, "6.25s")},
 		{"OpenConfirm", func(t *testing.T, f *FSM) { runSteps(t, f, toOpenSent); f.Step(peerOpen(t, openOpts{})) },
-			downTail("notification received in OpenConfirm"+recv, "5s")},
+			downTail("notification received in OpenConfirm"+recv, "6.25s")},
 		{"Established", establish, downTail("notification received in Established"+recv, "25s")},
 	}
 	for _, tc := range tests {
@@ -364,7 +364,7 @@ func TestFSMBadOpen(t *testing.T) {
 			if got := hex.EncodeToString(send.Msg); got != tc.wire {
 				t.Errorf("NOTIFICATION\n got %s\nwant %s", got, tc.wire)
 			}
-			want := downTail("", "5s")
+			want := downTail("", "6.25s")
 			got := render(f, acts[1:])
 			got[3] = "SessionDown ()" // reason checked below
 			if strings.Join(got, "|") != strings.Join(want, "|") {
@@ -476,7 +476,7 @@ func TestFSMPassiveAndRetry(t *testing.T) {
 			{ManualStart{}, []string{}, Active},
 			{ConnectRetryExpired{}, []string{}, Active}, // passive never connects
 			{TCPConnected{Incoming: true}, []string{"StopTimer ConnectRetry", "Send OPEN(local)", "StartTimer Hold 4m0s"}, OpenSent},
-			{TCPClosed{Err: io.EOF}, downTail("connection closed in OpenSent: EOF", "5s"), Idle},
+			{TCPClosed{Err: io.EOF}, downTail("connection closed in OpenSent: EOF", "6.25s"), Active},
 			{TCPConnected{Incoming: true}, []string{"StopTimer ConnectRetry", "Send OPEN(local)", "StartTimer Hold 4m0s"}, OpenSent},
 			{HoldTimerExpired{}, append([]string{"Send NOTIFICATION 4/0 (hold timer expired)"},
 				downTail("hold timer expired in OpenSent, sent NOTIFICATION 4/0 (hold timer expired)", "6.25s")...), Idle},
@@ -487,7 +487,7 @@ func TestFSMPassiveAndRetry(t *testing.T) {
 		f := newTestFSM(t, nil)
 		runSteps(t, f, []step{
 			{ManualStart{}, []string{"Connect"}, Connect},
-			{TCPFailed{Err: io.EOF}, []string{"StartTimer ConnectRetry 5s"}, Active},
+			{TCPFailed{Err: io.EOF}, []string{"StartTimer ConnectRetry 6.25s"}, Active},
 			{ConnectRetryExpired{}, []string{"Connect"}, Connect},
 			{ManualStop{}, []string{"CloseConnection", "StopTimer ConnectRetry"}, Idle},
 			{TCPConnected{}, []string{}, Idle}, // a late connect is not taken
@@ -563,4 +563,17 @@ func TestStateString(t *testing.T) {
 			t.Errorf("State(%d) = %q, want %q", i, got, w)
 		}
 	}
+}
+
+// TestFSMClosedBeforeEstablishedStaysReachable: a connection closed in
+// OpenSent leaves the FSM in Active (RFC 4271 §8.2.2), where the peer's own
+// connection is taken, instead of Idle, where it would be refused. Two
+// speakers that connect to each other at the same time used to refuse each
+// other forever.
+func TestFSMClosedBeforeEstablishedStaysReachable(t *testing.T) {
+	f := newTestFSM(t, nil)
+	runSteps(t, f, append(toOpenSent[:len(toOpenSent):len(toOpenSent)],
+		step{TCPClosed{Err: io.EOF}, downTail("connection closed in OpenSent: EOF", "6.25s"), Active},
+		step{TCPConnected{Incoming: true}, []string{"StopTimer ConnectRetry", "Send OPEN(local)", "StartTimer Hold 4m0s"}, OpenSent},
+	))
 }
