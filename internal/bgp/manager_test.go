@@ -59,6 +59,7 @@ type wire struct {
 	dec  *codec.Decoder
 	have map[string]*route.Route
 	msgs int
+	wds  int // withdrawn routes seen
 }
 
 func (w *wire) Send(msgs ...[]byte) {
@@ -71,6 +72,7 @@ func (w *wire) Send(msgs ...[]byte) {
 			panic(err)
 		}
 		for _, r := range u.Withdrawn {
+			w.wds++
 			delete(w.have, r.Family.String()+r.Key)
 		}
 		for _, r := range u.Advertised {
@@ -340,4 +342,40 @@ func TestMalformedUpdateResetsSession(t *testing.T) {
 
 func asNotification(err error, n **session.Notification) bool {
 	return errors.As(err, n)
+}
+
+// TestRouteRefreshResends: a ROUTE-REFRESH (RFC 2918 §4) makes the peer
+// worker send every route it advertises for that family again.
+func TestRouteRefreshResends(t *testing.T) {
+	f := newFixture(t, false)
+	evi := newRecorder("EVI-1")
+	publish(f, evi, type2(nil, 1, rtX, localAddr), type2(nil, 2, rtY, localAddr))
+	f.establish(route.FamilyEVPN)
+	f.sync(t)
+	f.wire.mu.Lock()
+	before, wdsBefore := f.wire.msgs, f.wire.wds
+	f.wire.have = map[string]*route.Route{} // forget what was sent
+	f.wire.mu.Unlock()
+	if before == 0 {
+		t.Fatal("nothing sent at establishment")
+	}
+	f.p.RouteRefresh(route.FamilyEVPN)
+	f.sync(t)
+	if got := f.wire.keys(); len(got) != 2 {
+		t.Fatalf("after ROUTE-REFRESH the peer got %v; want both routes again", got)
+	}
+	if f.wire.wds != wdsBefore {
+		t.Fatalf("ROUTE-REFRESH withdrew %d routes before re-sending them (a flap at the peer)", f.wire.wds-wdsBefore)
+	}
+	// A refresh for a family not negotiated is ignored.
+	f.wire.mu.Lock()
+	n := f.wire.msgs
+	f.wire.mu.Unlock()
+	f.p.RouteRefresh(route.FamilyVPNv4)
+	f.sync(t)
+	f.wire.mu.Lock()
+	defer f.wire.mu.Unlock()
+	if f.wire.msgs != n {
+		t.Fatalf("ROUTE-REFRESH for a family not negotiated sent %d messages", f.wire.msgs-n)
+	}
 }

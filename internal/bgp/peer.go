@@ -341,7 +341,7 @@ func (p *PeerWorker) subscribeVPN(rt route.RT, on bool) {
 }
 
 // RouteRefresh implements session.Handler: re-send everything we advertise
-// for the family (RFC 2918 §4), by re-subscribing, which replays.
+// for the family (RFC 2918 §4), replayed by the engine, with no withdrawal.
 func (p *PeerWorker) RouteRefresh(f route.Family) {
 	if !p.active(f) || f == route.FamilyRTC && !p.rtcActive {
 		return
@@ -359,8 +359,7 @@ func (p *PeerWorker) RouteRefresh(f route.Family) {
 		}
 	}
 	for _, m := range matches {
-		p.m.eng.Unsubscribe(p, m)
-		p.m.eng.Subscribe(p, m)
+		p.m.eng.Resend(p, m)
 	}
 }
 

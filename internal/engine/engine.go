@@ -54,6 +54,7 @@ const (
 	msgSync
 	msgSnapshot
 	msgSubscriptions
+	msgResend
 )
 
 // message is one queued request for the loop.
@@ -132,6 +133,8 @@ func (e *Engine) handle(msg *message) {
 		t.Subscribe(msg.w, msg.m)
 	case msgUnsubscribe:
 		t.Unsubscribe(msg.w, msg.m)
+	case msgResend:
+		t.Resend(msg.w, msg.m)
 	case msgCleanup:
 		t.Cleanup(msg.w)
 	case msgHook:
@@ -217,6 +220,12 @@ func (e *Engine) Publish(src *route.Source, events []Event) {
 func (e *Engine) Subscribe(w Worker, m Match) {
 	e.Register(w)
 	e.enqueue(message{kind: msgSubscribe, w: w, m: m})
+}
+
+// Resend enqueues a replay to w of the routes it gets through its
+// subscription to m (see Table.Resend).
+func (e *Engine) Resend(w Worker, m Match) {
+	e.enqueue(message{kind: msgResend, w: w, m: m})
 }
 
 // Unsubscribe enqueues the removal of w's subscription to m (see

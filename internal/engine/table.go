@@ -323,6 +323,22 @@ func (t *Table) Subscribe(w Worker, m Match) {
 	t.flush()
 }
 
+// Resend delivers again, as Advertise events, every route w gets through
+// its subscription to m (a BGP ROUTE-REFRESH, RFC 2918 §4), without the
+// withdrawals an unsubscribe/subscribe cycle would cause. Nothing happens
+// if w is not subscribed to m.
+func (t *Table) Resend(w Worker, m Match) {
+	ws := t.workers[w]
+	if ws == nil || !hasSub(ws, m) {
+		return
+	}
+	t.chunk = replayChunk
+	t.forEachCandidate(m, ws, func(r *route.Route) {
+		t.push(ws, Event{Kind: Advertise, Route: r})
+	})
+	t.flush()
+}
+
 // Unsubscribe removes w's subscription to m. Routes of m that w does not
 // still get through another subscription are withdrawn from w. The last
 // local subscriber of a match with a specific RT fires

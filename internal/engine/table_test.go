@@ -55,6 +55,17 @@ func TestTableScenarios(t *testing.T) {
 				hooks: []string{"first match:l2vpn/evpn,64512:1"}, unordered: true},
 			{name: "subscribe again is a no-op", do: func(f *fixture) { f.sub("EVI-1", evpn, rt1) }},
 		}},
+		{"resend replays without withdrawals", []step{
+			{name: "setup", do: func(f *fixture) {
+				f.sub("BGP-9", evpn, rt1)
+				f.pub("EVI-1", adv(f.mk("l1", "EVI-1", evpn, 1, 10, rt1)), adv(f.mk("l2", "EVI-1", evpn, 2, 10, rt2)))
+			}, want: map[string][]string{"BGP-9": {"+l1"}}, hooks: []string{}},
+			{name: "resend", do: func(f *fixture) { f.tab.Resend(f.w("BGP-9"), Match{Family: evpn, RT: rt1}) },
+				want: map[string][]string{"BGP-9": {"+l1"}}},
+			{name: "resend of a match not subscribed does nothing", do: func(f *fixture) {
+				f.tab.Resend(f.w("BGP-9"), Match{Family: evpn, RT: rt2})
+			}},
+		}},
 		{"unsubscribe synthesizes withdraws", []step{
 			{name: "setup", do: func(f *fixture) {
 				f.sub("EVI-1", evpn, rt1)
