@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -120,12 +121,26 @@ func run(args []string, stderr io.Writer) int {
 		level = l
 	}
 	hopts := &slog.HandlerOptions{Level: level}
+	out := stderr
+	if cfg.Log.File != "" {
+		path := cfg.Log.File
+		if cfg.Log.Dir != "" && !filepath.IsAbs(path) {
+			path = filepath.Join(cfg.Log.Dir, path)
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			fmt.Fprintf(stderr, "bagpipe-bgp: %s: [DEFAULT] log_file = %q: %v (fix the path or remove the option to log to standard error)\n", cfg.File, cfg.Log.File, err)
+			return 1
+		}
+		defer f.Close()
+		out = f
+	}
 	var h slog.Handler
 	switch *logFormat {
 	case "text":
-		h = slog.NewTextHandler(stderr, hopts)
+		h = slog.NewTextHandler(out, hopts)
 	case "json":
-		h = slog.NewJSONHandler(stderr, hopts)
+		h = slog.NewJSONHandler(out, hopts)
 	default:
 		fmt.Fprintf(stderr, "bagpipe-bgp: --log-format %q: expected text or json\n", *logFormat)
 		return 2
@@ -134,6 +149,9 @@ func run(args []string, stderr io.Writer) int {
 	log := slog.New(logs.Tee(h))
 	for _, w := range warnings {
 		log.Warn(w, "component", "config")
+	}
+	if cfg.Log.UseSyslog {
+		log.Warn("[DEFAULT] use_syslog is not supported: logging to standard error (or log_file); journald collects standard error under systemd", "component", "config")
 	}
 	d, err := daemon.New(cfg, log, logs)
 	if err != nil {
