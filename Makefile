@@ -5,7 +5,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build test fuzz-smoke unit vet fmt clean
+.PHONY: all build test fuzz-smoke unit vet fmt clean demo demo-check demo-down
 
 all: build
 
@@ -13,6 +13,18 @@ all: build
 build:
 	mkdir -p bin
 	$(GO) build -o bin/ ./cmd/...
+
+## demo: build, bring up a multi-node lab on this machine, check it, stay up until Ctrl-C
+demo: build
+	./bin/bagpipe-demo
+
+## demo-check: the same without waiting: exit non-zero if a check failed
+demo-check: build
+	./bin/bagpipe-demo --check
+
+## demo-down: remove what a crashed demo left behind
+demo-down: build
+	./bin/bagpipe-demo down
 
 ## test: vet, run all tests, then the fuzz smoke run
 test: unit fuzz-smoke

@@ -411,10 +411,11 @@ func (d *Daemon) instanceNode(id string) lg.Node {
 					return nil, err
 				}
 				in, _ := d.VPN.Instance(id)
-				out := map[string]any{"driver": map[string]any{"id": string(in.VPNType), "href": ref.Href("vpns", "dataplane", "drivers", string(in.VPNType))}}
+				out := map[string]any{}
 				for k, v := range info {
 					out[k] = v
 				}
+				out["driver"] = map[string]any{"id": string(in.VPNType), "href": ref.Href("vpns", "dataplane", "drivers", string(in.VPNType))}
 				return out, nil
 			}),
 		},
