@@ -55,6 +55,7 @@ type evi struct {
 	gateway           string
 	gatewayEnslaved   bool
 	closed, detached  bool
+	gen               uint64 // bumped by every change of the desired state
 	repairs           uint64
 	reconciles        uint64
 	lastReconcile     time.Time
@@ -338,6 +339,7 @@ func (e *evi) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr) error
 	if err := e.usable(); err != nil {
 		return err
 	}
+	e.gen++
 	h := e.d.h
 	p := e.ports[port.LinuxIf]
 	newPort := p == nil
@@ -381,6 +383,7 @@ func (e *evi) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr, las
 	if err := e.usable(); err != nil {
 		return err
 	}
+	e.gen++
 	p := e.ports[port.LinuxIf]
 	if p == nil {
 		return nil
@@ -444,6 +447,7 @@ func (e *evi) SetGatewayPort(linuxIf string) error {
 	if err := e.usable(); err != nil {
 		return err
 	}
+	e.gen++
 	link, err := e.d.h.LinkByName(linuxIf)
 	if err != nil {
 		return fmt.Errorf("gateway port %q: %w (create the interface first)", linuxIf, err)
@@ -465,6 +469,7 @@ func (e *evi) GatewayPortDown(linuxIf string) error {
 	if err := e.usable(); err != nil {
 		return err
 	}
+	e.gen++
 	if e.gateway == linuxIf {
 		e.gateway, e.gatewayEnslaved = "", false
 	}
@@ -488,6 +493,7 @@ func (e *evi) Apply(changes []dataplane.EVIChange) error {
 	if err := e.usable(); err != nil {
 		return err
 	}
+	e.gen++
 	var errs []error
 	for _, c := range changes {
 		if err := e.apply(c); err != nil {

@@ -193,7 +193,7 @@ func New(opts Options) (*Driver, error) {
 		d.log.Info("interfaces left by an earlier run, waiting for their instances", "count", len(owned), "adopt_grace", opts.AdoptGrace.String())
 	}
 	d.wg.Add(1)
-	go d.loop()
+	go d.loop(len(owned) > 0)
 	return d, nil
 }
 
@@ -333,8 +333,9 @@ func Cleanup(netns string) error {
 	return d.ResetState()
 }
 
-// loop runs the periodic reconcile and ends the adoption grace.
-func (d *Driver) loop() {
+// loop runs the periodic reconcile and ends the adoption grace (if there
+// were leftovers at New).
+func (d *Driver) loop(leftovers bool) {
 	defer d.wg.Done()
 	var tick <-chan time.Time
 	if d.opts.ReconcileInterval > 0 {
@@ -343,7 +344,7 @@ func (d *Driver) loop() {
 		tick = t.C
 	}
 	var grace <-chan time.Time
-	if d.opts.AdoptGrace > 0 && len(d.inventory) > 0 {
+	if d.opts.AdoptGrace > 0 && leftovers {
 		t := time.NewTimer(d.opts.AdoptGrace)
 		defer t.Stop()
 		grace = t.C
@@ -364,7 +365,9 @@ func (d *Driver) loop() {
 	}
 }
 
-// Reconcile reconciles every live EVI with the kernel now.
+// Reconcile reconciles every live EVI with the kernel now, from one dump
+// of the fdb and neighbour tables (an EVI that changed meanwhile dumps
+// again).
 func (d *Driver) Reconcile() error {
 	d.mu.Lock()
 	list := make([]*evi, 0, len(d.evis))
@@ -372,9 +375,23 @@ func (d *Driver) Reconcile() error {
 		list = append(list, e)
 	}
 	d.mu.Unlock()
+	if len(list) == 0 {
+		return nil
+	}
+	gens := make([]uint64, len(list))
+	for i, e := range list {
+		e.mu.Lock()
+		gens[i] = e.gen
+		e.mu.Unlock()
+	}
+	snap, err := d.takeSnapshot()
+	if err != nil {
+		d.log.Warn("reconcile: shared dump failed, each instance dumps alone", "err", err)
+		snap = nil
+	}
 	var errs []error
-	for _, e := range list {
-		if err := e.reconcile(); err != nil {
+	for i, e := range list {
+		if err := e.reconcile(snap, gens[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}

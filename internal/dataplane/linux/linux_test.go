@@ -5,11 +5,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
+	"github.com/bagpipe-go/bagpipe/internal/route"
 )
 
 func TestNewEVICreatesBridgeAndVXLAN(t *testing.T) {
@@ -364,7 +366,7 @@ func TestRestartAdoptsDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(t, e2, addMAC("02:00:00:00:04:02", "10.99.0.2", 600), addFlood("10.99.0.2", 600))
-	if err := e2.reconcile(); err != nil {
+	if err := e2.reconcile(nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	want := []fdbEntry{
@@ -531,5 +533,54 @@ func TestNeighbourFamilies(t *testing.T) {
 	}
 	if err := d.Reconcile(); err != nil || e.repairs != 0 {
 		t.Errorf("reconcile of a consistent EVI: err %v repairs %d", err, e.repairs)
+	}
+}
+
+// TestPeriodicReconcile lets the driver's own loop repair a deleted entry
+// (no fixed sleep: it polls up to a generous deadline).
+func TestPeriodicReconcile(t *testing.T) {
+	ns := newNS(t)
+	d := newDriver(t, ns, Options{ReconcileInterval: 20 * time.Millisecond})
+	e := newEVI(t, d, "loop", 950, "")
+	apply(t, e, addMAC("02:00:00:00:07:01", "10.99.0.2", 950))
+	if err := ns.h.NeighDel(e.remoteFDB(mac("02:00:00:00:07:01"), dest{addr("10.99.0.2"), 950})); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(vxlanFDB(t, ns, e.vxName)) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the periodic reconcile did not restore the entry")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReconcileSharedDump repairs two EVIs from one dump and leaves each
+// EVI's entries to it.
+func TestReconcileSharedDump(t *testing.T) {
+	ns := newNS(t)
+	d := newDriver(t, ns, Options{})
+	a := newEVI(t, d, "shared-a", 961, "")
+	b := newEVI(t, d, "shared-b", 962, "")
+	apply(t, a, addMAC("02:00:00:00:08:01", "10.99.0.2", 961), addFlood("10.99.0.2", 961))
+	apply(t, b, addMAC("02:00:00:00:08:02", "10.99.0.3", 962), addFlood("10.99.0.3", 962))
+	wantA, wantB := vxlanFDB(t, ns, a.vxName), vxlanFDB(t, ns, b.vxName)
+	if err := ns.h.NeighDel(a.remoteFDB(mac("02:00:00:00:08:01"), dest{addr("10.99.0.2"), 961})); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.h.NeighDel(b.remoteFDB(route.MAC{}, dest{addr("10.99.0.3"), 962})); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if got := vxlanFDB(t, ns, a.vxName); !slices.Equal(got, wantA) {
+		t.Errorf("EVI a fdb:\n got %v\nwant %v", got, wantA)
+	}
+	if got := vxlanFDB(t, ns, b.vxName); !slices.Equal(got, wantB) {
+		t.Errorf("EVI b fdb:\n got %v\nwant %v", got, wantB)
+	}
+	if a.repairs != 1 || b.repairs != 1 {
+		t.Errorf("repairs a=%d b=%d, want 1 each", a.repairs, b.repairs)
 	}
 }

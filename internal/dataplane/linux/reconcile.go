@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -19,13 +20,48 @@ type fdbKey struct {
 	dst dest
 }
 
+// snapshot is one dump of the namespace's fdb (bridge family) and
+// neighbour tables, indexed by interface: the kernel walks every entry of
+// a table whatever the filter, so the driver dumps once per round for all
+// EVIs.
+type snapshot struct {
+	fdb   map[int][]netlink.Neigh
+	neigh map[int][]netlink.Neigh // both families
+}
+
+// takeSnapshot dumps the fdb and the IPv4 and IPv6 neighbour tables.
+func (d *Driver) takeSnapshot() (*snapshot, error) {
+	s := &snapshot{fdb: map[int][]netlink.Neigh{}, neigh: map[int][]netlink.Neigh{}}
+	fdb, err := dumpRetry(func() ([]netlink.Neigh, error) { return d.h.NeighList(0, unix.AF_BRIDGE) })
+	if err != nil {
+		return nil, fmt.Errorf("dumping the fdb: %w", err)
+	}
+	for _, n := range fdb {
+		s.fdb[n.LinkIndex] = append(s.fdb[n.LinkIndex], n)
+	}
+	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
+		list, err := dumpRetry(func() ([]netlink.Neigh, error) { return d.h.NeighList(0, fam) })
+		if err != nil {
+			return nil, fmt.Errorf("dumping the neighbours: %w", err)
+		}
+		for _, n := range list {
+			s.neigh[n.LinkIndex] = append(s.neigh[n.LinkIndex], n)
+		}
+	}
+	return s, nil
+}
+
 // reconcile brings the kernel in line with the EVI's desired state
 // (field notes §A4): devices recreated if deleted, put back in the bridge
 // and up; missing fdb, flood and neighbour entries re-added; permanent
 // entries nobody asked for removed from our VXLAN device (never from a
 // reused one). After an adoption this is what removes the stale entries
 // of the earlier run. Each repair is counted.
-func (e *evi) reconcile() error {
+//
+// snap is a dump taken by Driver.Reconcile when the EVI's generation was
+// gen; it is used only if the EVI has not changed since and no device had
+// to be recreated, otherwise the EVI dumps again under its lock.
+func (e *evi) reconcile(snap *snapshot, gen uint64) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed || e.detached {
@@ -33,7 +69,10 @@ func (e *evi) reconcile() error {
 	}
 	start := time.Now()
 	before := e.repairs
-	err := e.reconcileLocked()
+	if e.gen != gen {
+		snap = nil
+	}
+	err := e.reconcileLocked(snap)
 	e.reconciles++
 	e.lastReconcile, e.lastReconcileTook = start, time.Since(start)
 	e.lastReconcileErr = ""
@@ -53,18 +92,23 @@ func (e *evi) repaired(what string, args ...any) {
 	e.log.Info("reconcile: "+what, args...)
 }
 
-func (e *evi) reconcileLocked() error {
+func (e *evi) reconcileLocked(snap *snapshot) error {
+	before := e.repairs
 	if err := e.reconcileDevices(); err != nil {
 		return err
 	}
+	if snap == nil || e.repairs != before {
+		var err error
+		if snap, err = e.d.takeSnapshot(); err != nil {
+			return err
+		}
+	}
 	var errs []error
-	if err := e.reconcileFDB(); err != nil {
+	if err := e.reconcileFDB(snap); err != nil {
 		errs = append(errs, err)
 	}
-	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
-		if err := e.reconcileNeigh(fam); err != nil {
-			errs = append(errs, err)
-		}
+	if err := e.reconcileNeigh(snap.neigh[e.vxIndex]); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -169,13 +213,13 @@ func (e *evi) reconcileDevices() error {
 	return nil
 }
 
-// reconcileFDB compares one dump of the bridge-family fdb with the desired
-// remote (VXLAN) and local (port) entries.
-func (e *evi) reconcileFDB() error {
+// reconcileFDB compares the dumped bridge-family fdb entries of the VXLAN
+// device and of the ports with the desired remote and local entries.
+func (e *evi) reconcileFDB(snap *snapshot) error {
 	h := e.d.h
-	entries, err := dumpRetry(func() ([]netlink.Neigh, error) { return h.NeighList(0, unix.AF_BRIDGE) })
-	if err != nil {
-		return fmt.Errorf("dumping the fdb: %w", err)
+	entries := slices.Clone(snap.fdb[e.vxIndex])
+	for _, p := range e.ports {
+		entries = append(entries, snap.fdb[p.index]...)
 	}
 	present := map[fdbKey]bool{}
 	var unexpected []fdbKey
@@ -259,14 +303,10 @@ func (e *evi) wantFDB(k fdbKey) bool {
 	return ok && d == k.dst
 }
 
-// reconcileNeigh compares the VXLAN device's neighbours of one family with
-// the desired remote IPs.
-func (e *evi) reconcileNeigh(fam int) error {
+// reconcileNeigh compares the VXLAN device's dumped neighbours with the
+// desired remote IPs.
+func (e *evi) reconcileNeigh(entries []netlink.Neigh) error {
 	h := e.d.h
-	entries, err := dumpRetry(func() ([]netlink.Neigh, error) { return h.NeighList(e.vxIndex, fam) })
-	if err != nil {
-		return fmt.Errorf("dumping the neighbours of %s: %w", e.vxName, err)
-	}
 	present := map[netip.Addr]route.MAC{}
 	var errs []error
 	for _, n := range entries {
@@ -289,9 +329,6 @@ func (e *evi) reconcileNeigh(fam int) error {
 		}
 	}
 	for ip, l := range e.neigh {
-		if ip.Is4() != (fam == unix.AF_INET) {
-			continue
-		}
 		want := l[len(l)-1]
 		if cur, ok := present[ip]; !ok || cur != want {
 			if err := h.NeighSet(e.remoteNeigh(ip, want)); err != nil {
