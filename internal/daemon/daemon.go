@@ -19,6 +19,7 @@ import (
 	"github.com/bagpipe-go/bagpipe/internal/config"
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/dataplane/dummy"
+	"github.com/bagpipe-go/bagpipe/internal/dataplane/linux"
 	"github.com/bagpipe-go/bagpipe/internal/engine"
 	"github.com/bagpipe-go/bagpipe/internal/vpn"
 )
@@ -85,8 +86,21 @@ func newEVPNDriver(cfg *config.Config) (dataplane.EVPNDriver, error) {
 	switch cfg.EVPN.Driver {
 	case config.DriverDummy:
 		return dummy.New(dummy.Options{}), nil
+	case config.DriverLinux:
+		opts, err := linux.OptionsFromConfig(linux.Options{
+			LocalAddress: cfg.EVPN.LocalAddress,
+			Log:          slog.Default(),
+		}, cfg.EVPN.Options)
+		if err != nil {
+			return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_EVPN] %w", cfg.File, err)
+		}
+		drv, err := linux.New(opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_EVPN] dataplane_driver = linux: %w", cfg.File, err)
+		}
+		return drv, nil
 	}
-	return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_EVPN] dataplane_driver = %q: this driver is not available yet in this build; use \"dummy\"", cfg.File, cfg.EVPN.Driver)
+	return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_EVPN] dataplane_driver = %q: this driver is not available yet in this build; use \"dummy\" or \"linux\"", cfg.File, cfg.EVPN.Driver)
 }
 
 // backend adapts the VPN manager to the REST layer.
