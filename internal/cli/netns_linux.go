@@ -122,7 +122,7 @@ func CreateNetnsPort(p NetnsPort, warn io.Writer) error {
 	if p.VLAN != 0 {
 		vlan := &netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: p.NSIf, ParentIndex: inner.Attrs().Index}, VlanId: p.VLAN}
 		if err := nsh.LinkAdd(vlan); err != nil {
-			return fmt.Errorf("cannot create VLAN %d interface %s on %s in namespace %s: %w", p.VLAN, p.NSIf, vethNS, p.Namespace, err)
+			return fmt.Errorf("cannot create VLAN %d interface %s on %s in namespace %s (does the kernel have 802.1Q VLAN support, module 8021q?): %w", p.VLAN, p.NSIf, vethNS, p.Namespace, err)
 		}
 		if inner, err = nsh.LinkByName(p.NSIf); err != nil {
 			return fmt.Errorf("cannot find the new VLAN interface %s in namespace %s: %w", p.NSIf, p.Namespace, err)
