@@ -351,12 +351,13 @@ func (e *evi) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr) error
 			}
 			return fmt.Errorf("looking up interface %q: %w", port.LinuxIf, err)
 		}
-		p = &localPort{name: port.LinuxIf, index: link.Attrs().Index, macs: map[route.MAC]int{}}
+		// In our bridge, the port is ours to release on the last unplug,
+		// even if it was already there (adopted from an earlier run).
+		p = &localPort{name: port.LinuxIf, index: link.Attrs().Index, macs: map[route.MAC]int{}, enslaved: e.ownBridge}
 		if e.ownBridge && link.Attrs().MasterIndex != e.brIndex {
 			if err := h.LinkSetMasterByIndex(link, e.brIndex); err != nil {
 				return fmt.Errorf("putting interface %q in bridge %s: %w", port.LinuxIf, e.brName, err)
 			}
-			p.enslaved = true
 		}
 		if err := e.ensureUp(link); err != nil {
 			e.releasePort(p)
@@ -452,6 +453,7 @@ func (e *evi) SetGatewayPort(linuxIf string) error {
 	if err != nil {
 		return fmt.Errorf("gateway port %q: %w (create the interface first)", linuxIf, err)
 	}
+	e.gatewayEnslaved = e.ownBridge
 	if link.Attrs().MasterIndex != e.brIndex {
 		if err := e.d.h.LinkSetMasterByIndex(link, e.brIndex); err != nil {
 			return fmt.Errorf("putting gateway port %q in bridge %s: %w", linuxIf, e.brName, err)

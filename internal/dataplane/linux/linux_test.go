@@ -382,6 +382,13 @@ func TestRestartAdoptsDevices(t *testing.T) {
 	if link(t, ns, "vm2").Attrs().MasterIndex != brIdx {
 		t.Error("vm2 left the bridge across the restart")
 	}
+	// The adopted port is released on its last unplug.
+	if err := e2.Unplug(port("vm2"), mac("02:00:00:00:04:01"), netip.Addr{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if link(t, ns, "vm2").Attrs().MasterIndex != 0 {
+		t.Error("adopted port vm2 not released on its last unplug")
+	}
 	d2.Close()
 
 	// Same instance, new VNI: the VXLAN device is recreated, the bridge kept.
@@ -582,5 +589,25 @@ func TestReconcileSharedDump(t *testing.T) {
 	}
 	if a.repairs != 1 || b.repairs != 1 {
 		t.Errorf("repairs a=%d b=%d, want 1 each", a.repairs, b.repairs)
+	}
+}
+
+// TestNameClashWithLiveInstance simulates two ids hashing to the same
+// names (astronomically unlikely): the second instance is refused and the
+// first one's interfaces are left alone.
+func TestNameClashWithLiveInstance(t *testing.T) {
+	ns := newNS(t)
+	d := newDriver(t, ns, Options{})
+	first := newEVI(t, d, "first", 970, "")
+	br, vx := ifNames("second")
+	d.mu.Lock()
+	d.names[br], d.names[vx] = "first", "first" // pretend "second" hashes like "first"
+	d.mu.Unlock()
+	_, err := d.NewEVI(dataplane.EVIConfig{ExternalID: "second", VNI: 971})
+	if err == nil || !strings.Contains(err.Error(), "hash clash") {
+		t.Fatalf("NewEVI with clashing names: err = %v", err)
+	}
+	if !exists(t, ns, first.brName) || !exists(t, ns, first.vxName) {
+		t.Error("the live instance's interfaces were touched")
 	}
 }
