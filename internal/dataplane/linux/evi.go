@@ -55,7 +55,8 @@ type evi struct {
 	gateway           string
 	gatewayEnslaved   bool
 	closed, detached  bool
-	gen               uint64 // bumped by every change of the desired state
+	gen               uint64    // bumped by every change of the desired state
+	keepStaleUntil    time.Time // adopted: unexpected entries are kept until then
 	repairs           uint64
 	reconciles        uint64
 	lastReconcile     time.Time
@@ -162,6 +163,12 @@ func (e *evi) setup() error {
 		return err
 	}
 	e.adopted = vxAdopted && (brAdopted || !e.ownBridge)
+	if vxAdopted {
+		// The entries of the earlier run stay until the instance had time
+		// to relearn its routes: removing them at once would cut the
+		// traffic adoption keeps flowing.
+		e.keepStaleUntil = time.Now().Add(e.d.opts.ReconcileInterval)
+	}
 	return nil
 }
 

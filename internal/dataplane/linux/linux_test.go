@@ -611,3 +611,40 @@ func TestNameClashWithLiveInstance(t *testing.T) {
 		t.Error("the live instance's interfaces were touched")
 	}
 }
+
+// TestAdoptedStaleEntriesWaitForRelearn: right after an adoption, a
+// reconcile re-adds what is missing but keeps the earlier run's entries
+// (the instance is still relearning its routes); once ReconcileInterval
+// has passed, they go.
+func TestAdoptedStaleEntriesWaitForRelearn(t *testing.T) {
+	ns := newNS(t)
+	d1 := newDriver(t, ns, Options{})
+	e1 := newEVI(t, d1, "relearn", 980, "")
+	apply(t, e1, addMAC("02:00:00:00:09:01", "10.99.0.2", 980), addIP("10.1.0.9", "02:00:00:00:09:01"))
+	d1.Close()
+
+	d2 := newDriver(t, ns, Options{ReconcileInterval: time.Hour})
+	e2 := newEVI(t, d2, "relearn", 980, "")
+	apply(t, e2, addFlood("10.99.0.2", 980))
+	if err := e2.reconcile(nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := vxlanFDB(t, ns, e2.vxName); len(got) != 2 {
+		t.Errorf("right after adoption: fdb %v, want the old MAC kept and the flood entry", got)
+	}
+	if got := neighbours(t, ns, e2.vxName); len(got) != 1 {
+		t.Errorf("right after adoption: neighbours %v, want the old one kept", got)
+	}
+	e2.mu.Lock()
+	e2.keepStaleUntil = time.Time{} // the interval has passed
+	e2.mu.Unlock()
+	if err := e2.reconcile(nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := vxlanFDB(t, ns, e2.vxName); len(got) != 1 || got[0].mac != "00:00:00:00:00:00" {
+		t.Errorf("after the interval: fdb %v, want only the flood entry", got)
+	}
+	if got := neighbours(t, ns, e2.vxName); len(got) != 0 {
+		t.Errorf("after the interval: neighbours %v", got)
+	}
+}

@@ -56,7 +56,9 @@ func (d *Driver) takeSnapshot() (*snapshot, error) {
 // and up; missing fdb, flood and neighbour entries re-added; permanent
 // entries nobody asked for removed from our VXLAN device (never from a
 // reused one). After an adoption this is what removes the stale entries
-// of the earlier run. Each repair is counted.
+// of the earlier run, from the first reconcile at least ReconcileInterval
+// after the adoption (time for the instance to relearn its routes). Each
+// repair is counted.
 //
 // snap is a dump taken by Driver.Reconcile when the EVI's generation was
 // gen; it is used only if the EVI has not changed since and no device had
@@ -272,7 +274,7 @@ func (e *evi) reconcileFDB(snap *snapshot) error {
 			e.repaired("re-added a missing flood entry", "dst", f.String())
 		}
 	}
-	if e.ownVXLAN {
+	if e.ownVXLAN && !time.Now().Before(e.keepStaleUntil) {
 		for _, k := range unexpected {
 			if err := ignoreNotFound(h.NeighDel(e.remoteFDB(k.mac, k.dst))); err != nil {
 				errs = append(errs, fmt.Errorf("removing unexpected fdb entry %s %s: %w", k.mac, k.dst, err))
@@ -317,7 +319,7 @@ func (e *evi) reconcileNeigh(entries []netlink.Neigh) error {
 		ip = ip.Unmap()
 		mac := route.MAC(n.HardwareAddr)
 		present[ip] = mac
-		if n.State&netlink.NUD_PERMANENT == 0 || !e.ownVXLAN {
+		if n.State&netlink.NUD_PERMANENT == 0 || !e.ownVXLAN || time.Now().Before(e.keepStaleUntil) {
 			continue
 		}
 		if l := e.neigh[ip]; len(l) == 0 {
