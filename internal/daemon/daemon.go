@@ -61,7 +61,7 @@ func New(cfg *config.Config, log *slog.Logger, logs *lg.LogBuffer) (*Daemon, err
 	}, d.Engine, log)
 
 	var err error
-	d.evpnDriver, err = newEVPNDriver(cfg)
+	d.evpnDriver, err = newEVPNDriver(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -82,14 +82,14 @@ func New(cfg *config.Config, log *slog.Logger, logs *lg.LogBuffer) (*Daemon, err
 }
 
 // newEVPNDriver instantiates the configured E-VPN dataplane driver.
-func newEVPNDriver(cfg *config.Config) (dataplane.EVPNDriver, error) {
+func newEVPNDriver(cfg *config.Config, log *slog.Logger) (dataplane.EVPNDriver, error) {
 	switch cfg.EVPN.Driver {
 	case config.DriverDummy:
 		return dummy.New(dummy.Options{}), nil
 	case config.DriverLinux:
 		opts, err := linux.OptionsFromConfig(linux.Options{
 			LocalAddress: cfg.EVPN.LocalAddress,
-			Log:          slog.Default(),
+			Log:          log,
 		}, cfg.EVPN.Options)
 		if err != nil {
 			return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_EVPN] %w", cfg.File, err)
