@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"os"
@@ -67,7 +68,7 @@ func TestAttachAPIPort(t *testing.T) {
 		{"--config-file " + conf + ".missing", 0, true},
 	}
 	for _, tt := range tests {
-		o, err := ParseAttachArgs(strings.Fields(tt.args), io.Discard)
+		o, err := ParseAttachArgs(strings.Fields(tt.args), io.Discard, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,5 +102,29 @@ func TestParseInterspersed(t *testing.T) {
 		if err != nil || strings.Join(pos, " ") != tt.pos || *r != tt.recurse {
 			t.Errorf("%q: positional %q, -r %v, error %v; want %q, %v", tt.args, pos, *r, err, tt.pos, tt.recurse)
 		}
+	}
+}
+
+// TestFlagErrorsAndHelp: like optparse, --help goes to stdout, an option
+// error prints the short usage and "<prog>: error: ..." on stderr.
+func TestFlagErrorsAndHelp(t *testing.T) {
+	var out, errOut strings.Builder
+	if _, err := ParseAttachArgs([]string{"--help"}, &out, &errOut); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("--help: %v", err)
+	}
+	if !strings.Contains(out.String(), "Differences from upstream") || !strings.Contains(out.String(), "-network-type") || errOut.Len() != 0 {
+		t.Errorf("--help: stdout %q stderr %q", out.String(), errOut.String())
+	}
+	out.Reset()
+	if _, err := ParseAttachArgs([]string{"--bogus"}, &out, &errOut); err == nil {
+		t.Error("--bogus accepted")
+	}
+	if out.Len() != 0 || !strings.HasPrefix(errOut.String(), "Usage: bagpipe-rest-attach [--attach|--detach]") ||
+		!strings.HasSuffix(errOut.String(), "\n\nbagpipe-rest-attach: error: flag provided but not defined: -bogus\n") {
+		t.Errorf("--bogus: stdout %q stderr %q", out.String(), errOut.String())
+	}
+	errOut.Reset()
+	if _, err := ParseLGArgs([]string{"--port", "x"}, &out, &errOut); err == nil || !strings.Contains(errOut.String(), "bagpipe-looking-glass: error: invalid value \"x\" for flag -port") {
+		t.Errorf("--port x: %v, stderr %q", err, errOut.String())
 	}
 }

@@ -13,7 +13,7 @@ import (
 // namespace of a netns port (that part needs root; see the cmd tests).
 func buildBody(t *testing.T, args []string, netnsMAC string) (*AttachOptions, string, error) {
 	t.Helper()
-	o, err := ParseAttachArgs(args, io.Discard)
+	o, err := ParseAttachArgs(args, io.Discard, io.Discard)
 	if err != nil {
 		return nil, "", err
 	}
@@ -121,7 +121,7 @@ func TestAttachNetnsNames(t *testing.T) {
 		{"--attach --network-type ipvpn --port netns:a:b --netns v --ip 10.0.0.1", "v", "ns-v", "attach"},
 	}
 	for _, tt := range tests {
-		o, err := ParseAttachArgs(strings.Fields(tt.args), io.Discard)
+		o, err := ParseAttachArgs(strings.Fields(tt.args), io.Discard, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +161,7 @@ func TestAttachErrors(t *testing.T) {
 		}
 	}
 	for _, args := range []string{"--network-type l3vpn", "--direction inbound", "--vni x", "--attach=maybe"} {
-		if _, err := ParseAttachArgs(strings.Fields(args), io.Discard); err == nil {
+		if _, err := ParseAttachArgs(strings.Fields(args), io.Discard, io.Discard); err == nil {
 			t.Errorf("%s: parsed without error", args)
 		}
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"flag"
-	"fmt"
 	"io"
 )
 
@@ -31,10 +30,10 @@ Options:
 `
 
 // ParseAttachArgs parses bagpipe-rest-attach's command line (without the
-// program name). It returns flag.ErrHelp for -h/--help after printing the
-// usage on stderr, and the flag package's error for a malformed option
-// (already reported on stderr).
-func ParseAttachArgs(args []string, stderr io.Writer) (*AttachOptions, error) {
+// program name). For -h/--help it prints the usage on stdout and returns
+// flag.ErrHelp; a malformed option is reported on stderr as optparse does
+// and returned.
+func ParseAttachArgs(args []string, stdout, stderr io.Writer) (*AttachOptions, error) {
 	o := &AttachOptions{
 		VPNInstanceID: DefaultVPNInstanceID,
 		Direction:     DirectionBoth,
@@ -43,18 +42,13 @@ func ParseAttachArgs(args []string, stderr io.Writer) (*AttachOptions, error) {
 		Server:        "127.0.0.1",
 		ConfigFile:    DefaultConfigFile,
 	}
-	fs := flag.NewFlagSet("bagpipe-rest-attach", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, attachUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("bagpipe-rest-attach")
 	fs.Var(constValue[string]{&o.Operation, "attach"}, "attach", "attach local port")
 	fs.Var(constValue[string]{&o.Operation, "detach"}, "detach", "detach local port")
 	fs.Var(choiceValue{&o.NetworkType, []string{IPVPN, EVPN}}, "network-type", "network type (ipvpn or evpn)")
 	fs.StringVar(&o.VPNInstanceID, "vpn-instance-id", o.VPNInstanceID, "`id` of the VPN instance (default bagpipe-test becomes <network-type>-bagpipe-test)")
 	fs.StringVar(&o.Port, "port", "", "local `port` to attach/detach: an interface name, 'netns[:if]' for an interface to a local network namespace [with 'if' as the name of the interface to the netns], or 'evpn:<id>' to plug an E-VPN instance into an ipvpn")
-	fs.Var(choiceValue{&o.Direction, []string{DirectionToPort, DirectionFromPort, DirectionBoth}}, "direction", "local port direction (to-port|from-port|both) in VPN (default both)")
+	fs.Var(choiceValue{&o.Direction, []string{DirectionToPort, DirectionFromPort, DirectionBoth}}, "direction", "local port direction (to-port|from-port|both) in VPN")
 	fs.Var(listValue{&o.RTs}, "rt", "route target, import and export (repeatable; default 64512:512 for ipvpn, 64512:513 for evpn when no RT option is given)")
 	fs.Var(listValue{&o.ImportRTs}, "import-rt", "import-only route target (repeatable)")
 	fs.Var(listValue{&o.ExportRTs}, "export-rt", "export-only route target (repeatable)")
@@ -86,7 +80,7 @@ func ParseAttachArgs(args []string, stderr io.Writer) (*AttachOptions, error) {
 	fs.IntVar(&o.APIPort, "port-api", 0, "same as --api-port")
 	fs.StringVar(&o.ConfigFile, "config-file", o.ConfigFile, "bagpipe-bgp configuration `file` to read [API] port from (used only if it exists, unless given explicitly)")
 	if _, err := parseInterspersed(fs, args); err != nil {
-		return nil, err
+		return nil, reportFlagError(fs, err, attachUsage, attachShortUsage, stdout, stderr)
 	}
 	fs.Visit(func(f *flag.Flag) { o.configExplicit = o.configExplicit || f.Name == "config-file" })
 	return o, nil

@@ -1,12 +1,38 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
 )
+
+// newFlagSet returns a flag set that prints nothing by itself: see
+// reportFlagError.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// reportFlagError prints the outcome of a failed parse like optparse: the
+// full help (head, then the options) on stdout for -h/--help, else the
+// short usage and "<prog>: error: <msg>" on stderr. It returns err.
+func reportFlagError(fs *flag.FlagSet, err error, head, short string, stdout, stderr io.Writer) error {
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, head)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		return err
+	}
+	fmt.Fprintf(stderr, "%s%s: error: %v\n", short, fs.Name(), err)
+	return err
+}
 
 // parseInterspersed parses args with fs like optparse does: options and
 // positional arguments may be mixed, and "--" ends the options. It returns

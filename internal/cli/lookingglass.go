@@ -16,6 +16,9 @@ import (
 // DefaultLGPrefix is the looking glass's URL prefix.
 const DefaultLGPrefix = "looking-glass"
 
+// lgShortUsage is printed before a command-line error.
+const lgShortUsage = "Usage: bagpipe-looking-glass [--server <ip>] [--port <port>] [--prefix <prefix>] [-r] path to object in looking-glass\n\n"
+
 const lgUsage = `Usage: bagpipe-looking-glass [--server <ip>] [--port <port>] [--prefix <prefix>] [-r] path to object in looking-glass
 
 e.g.: bagpipe-looking-glass vpns instances
@@ -41,16 +44,11 @@ type LGOptions struct {
 }
 
 // ParseLGArgs parses bagpipe-looking-glass's command line (without the
-// program name). Errors have been reported on stderr; flag.ErrHelp is
-// returned for -h/--help.
-func ParseLGArgs(args []string, stderr io.Writer) (*LGOptions, error) {
+// program name). For -h/--help it prints the usage on stdout and returns
+// flag.ErrHelp; other errors have been reported on stderr.
+func ParseLGArgs(args []string, stdout, stderr io.Writer) (*LGOptions, error) {
 	o := &LGOptions{Server: "127.0.0.1", Prefix: DefaultLGPrefix, ConfigFile: DefaultConfigFile}
-	fs := flag.NewFlagSet("bagpipe-looking-glass", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, lgUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("bagpipe-looking-glass")
 	fs.StringVar(&o.Server, "server", o.Server, "IP `address` of BaGPipe BGP")
 	fs.IntVar(&o.Port, "port", 0, "`port` of BaGPipe BGP (default: [API] port of --config-file, else 8082)")
 	fs.StringVar(&o.Prefix, "prefix", o.Prefix, "looking-glass URL `prefix`")
@@ -59,7 +57,7 @@ func ParseLGArgs(args []string, stderr io.Writer) (*LGOptions, error) {
 	fs.StringVar(&o.ConfigFile, "config-file", o.ConfigFile, "bagpipe-bgp configuration `file` to read [API] port from (used only if it exists, unless given explicitly)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
-		return nil, err
+		return nil, reportFlagError(fs, err, lgUsage, lgShortUsage, stdout, stderr)
 	}
 	o.Path = pos
 	if o.Port == 0 {
@@ -101,7 +99,7 @@ func (o *LGOptions) LGURL() string {
 // LookingGlassMain runs bagpipe-looking-glass with args (without the
 // program name) and returns the exit status.
 func LookingGlassMain(args []string, stdout, stderr io.Writer) int {
-	o, err := ParseLGArgs(args, stderr)
+	o, err := ParseLGArgs(args, stdout, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0

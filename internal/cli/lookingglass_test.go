@@ -43,7 +43,7 @@ func lgRun(t *testing.T, srv *httptest.Server, args ...string) (string, int) {
 	u, _ := url.Parse(srv.URL)
 	host, port, _ := net.SplitHostPort(u.Host)
 	var out, errOut strings.Builder
-	o, err := ParseLGArgs(append([]string{"--server", host, "--port", port, "--prefix", "lg"}, args...), &errOut)
+	o, err := ParseLGArgs(append([]string{"--server", host, "--port", port, "--prefix", "lg"}, args...), &errOut, &errOut)
 	if err != nil {
 		t.Fatalf("ParseLGArgs: %v: %s", err, errOut.String())
 	}
@@ -142,7 +142,7 @@ func TestLGPortFromConfig(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("[api]\nport = 9999\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	o, err := ParseLGArgs([]string{"--config-file", conf, "vpns", "-r", "instances"}, io.Discard)
+	o, err := ParseLGArgs([]string{"--config-file", conf, "vpns", "-r", "instances"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestLGPortFromConfig(t *testing.T) {
 	if got := o.LGURL(); got != "http://127.0.0.1:9999/looking-glass/" {
 		t.Errorf("URL without path %s, want upstream's trailing slash", got)
 	}
-	if _, err := ParseLGArgs([]string{"--config-file", conf + ".missing"}, io.Discard); err == nil {
+	if _, err := ParseLGArgs([]string{"--config-file", conf + ".missing"}, io.Discard, io.Discard); err == nil {
 		t.Error("an explicit --config-file that does not exist was accepted")
 	}
 }

@@ -85,7 +85,7 @@ func CreateNetnsPort(p NetnsPort, warn io.Writer) error {
 			}
 		}
 	}
-	if err := deleteHostIf(p.HostIf, warn); err != nil {
+	if _, err := deleteHostIf(p.HostIf, warn); err != nil {
 		return err
 	}
 	veth := &netlink.Veth{
@@ -153,13 +153,14 @@ func CreateNetnsPort(p NetnsPort, warn io.Writer) error {
 // DeleteNetnsPort undoes CreateNetnsPort (upstream leaves everything in
 // place on detach): it deletes the veth pair through its host end hostIf,
 // then deletes namespace ns if bagpipe-rest-attach created it (it leaves
-// a namespace made by someone else). It reports whether the namespace was
-// deleted.
-func DeleteNetnsPort(ns, hostIf string, warn io.Writer) (bool, error) {
-	if err := deleteHostIf(hostIf, warn); err != nil {
-		return false, err
+// a namespace made by someone else). It reports whether the veth pair
+// existed and whether the namespace was deleted.
+func DeleteNetnsPort(ns, hostIf string, warn io.Writer) (vethDeleted, nsDeleted bool, err error) {
+	if vethDeleted, err = deleteHostIf(hostIf, warn); err != nil {
+		return false, false, err
 	}
-	return locateNSStore().removeIfCreated(ns)
+	nsDeleted, err = locateNSStore().removeIfCreated(ns)
+	return vethDeleted, nsDeleted, err
 }
 
 // NetnsMAC returns the MAC address of interface ifname in namespace ns.
@@ -182,13 +183,13 @@ func NetnsMAC(ns, ifname string) (net.HardwareAddr, error) {
 }
 
 // deleteHostIf deletes interface name of the current network namespace if
-// it exists, removing it from Open vSwitch first when it is an OVS port
-// (otherwise OVS would take a re-created interface back, as upstream
-// notes).
-func deleteHostIf(name string, warn io.Writer) error {
+// it exists (reporting whether it did), removing it from Open vSwitch
+// first when it is an OVS port (otherwise OVS would take a re-created
+// interface back, as upstream notes).
+func deleteHostIf(name string, warn io.Writer) (bool, error) {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
-		return nil //nolint:nilerr // absent: nothing to delete
+		return false, nil //nolint:nilerr // absent: nothing to delete
 	}
 	if m := l.Attrs().MasterIndex; m != 0 {
 		if master, err := netlink.LinkByIndex(m); err == nil && master.Type() == "openvswitch" {
@@ -198,9 +199,9 @@ func deleteHostIf(name string, warn io.Writer) error {
 		}
 	}
 	if err := netlink.LinkDel(l); err != nil {
-		return fmt.Errorf("cannot delete interface %s: %w", name, err)
+		return false, fmt.Errorf("cannot delete interface %s: %w", name, err)
 	}
-	return nil
+	return true, nil
 }
 
 // nsStore is where named network namespaces persist: bind mounts of

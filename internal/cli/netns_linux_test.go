@@ -170,9 +170,12 @@ func TestNetnsPort(t *testing.T) {
 			if m, err := NetnsMAC(ns, "tovpn"); (vlan == 0 || vlanOK) && (err != nil || m.String() != "52:54:00:12:34:56") {
 				t.Errorf("NetnsMAC = %v, %v", m, err)
 			}
-			removed, err := DeleteNetnsPort(ns, host, io.Discard)
-			if err != nil || !removed {
-				t.Fatalf("DeleteNetnsPort = %v, %v; want the namespace removed", removed, err)
+			veth, removed, err := DeleteNetnsPort(ns, host, io.Discard)
+			if err != nil || !removed || !veth {
+				t.Fatalf("DeleteNetnsPort = %v, %v, %v; want the veth and the namespace removed", veth, removed, err)
+			}
+			if veth, removed, err := DeleteNetnsPort(ns, host, io.Discard); err != nil || veth || removed {
+				t.Errorf("second DeleteNetnsPort = %v, %v, %v; want nothing left to remove", veth, removed, err)
 			}
 			if _, err := netlink.LinkByName(host); err == nil {
 				t.Errorf("host side %s still exists", host)
@@ -201,9 +204,9 @@ func TestNetnsPortKeepsForeignNamespace(t *testing.T) {
 	if got.gateway != "10.9.255.254" || len(got.addrs) != 1 || got.addrs[0] != "10.9.9.1/16" || got.mac == "" {
 		t.Errorf("inside %s: %+v", ns, got)
 	}
-	removed, err := DeleteNetnsPort(ns, host, io.Discard)
-	if err != nil || removed {
-		t.Fatalf("DeleteNetnsPort = %v, %v; want the namespace kept", removed, err)
+	veth, removed, err := DeleteNetnsPort(ns, host, io.Discard)
+	if err != nil || removed || !veth {
+		t.Fatalf("DeleteNetnsPort = %v, %v, %v; want the veth removed and the namespace kept", veth, removed, err)
 	}
 	h, err := netns.GetFromName(ns)
 	if err != nil {

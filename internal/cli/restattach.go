@@ -20,7 +20,7 @@ const attachShortUsage = "Usage: bagpipe-rest-attach [--attach|--detach] --netwo
 // with an error or cannot be reached or the netns port cannot be set up,
 // 2 for command-line errors.
 func RestAttachMain(args []string, stdout, stderr io.Writer) int {
-	o, err := ParseAttachArgs(args, stderr)
+	o, err := ParseAttachArgs(args, stdout, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
@@ -71,13 +71,15 @@ func RestAttachMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "response: %d %s\n", 200, strings.TrimSpace(string(resp)))
 	}
 	if o.NetnsMode() && o.Operation == "detach" {
-		removed, err := DeleteNetnsPort(o.Netns, o.If2Netns, stderr)
+		vethRemoved, nsRemoved, err := DeleteNetnsPort(o.Netns, o.If2Netns, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "error: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "Removed local port %s\n", o.If2Netns)
-		if removed {
+		if vethRemoved {
+			fmt.Fprintf(stdout, "Removed local port %s\n", o.If2Netns)
+		}
+		if nsRemoved {
 			fmt.Fprintf(stdout, "Removed namespace %s\n", o.Netns)
 		}
 	}
