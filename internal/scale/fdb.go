@@ -1,0 +1,205 @@
+package scale
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// FDBWatch counts the unicast fdb entries (non-zero MAC) on the VXLAN
+// devices of a namespace, from netlink neighbour notifications
+// (RTM_NEWNEIGH/RTM_DELNEIGH, family AF_BRIDGE) received into a large
+// socket buffer. If the kernel reports a lost notification (ENOBUFS), the
+// watch falls back to dumping the table (NeighList), which is exact but
+// only as fine-grained as one dump.
+type FDBWatch struct {
+	ns   *Namespace
+	done chan struct{}
+
+	mu       sync.Mutex
+	last     time.Time // when the count last changed
+	entries  map[uint64]struct{} // ifindex<<48 | MAC
+	vxlan    map[int]bool        // ifindex → is a VXLAN device
+	lost     bool
+	lastErr  error
+	watchers []func(mac net.HardwareAddr, add bool, at time.Time)
+}
+
+// WatchFDB starts watching the namespace's fdb. Close stops it.
+func WatchFDB(ns *Namespace) (*FDBWatch, error) {
+	w := &FDBWatch{ns: ns, done: make(chan struct{}), entries: map[uint64]struct{}{}, vxlan: map[int]bool{}}
+	ch := make(chan netlink.NeighUpdate, 1<<16)
+	nsh := ns.NsHandle
+	err := netlink.NeighSubscribeWithOptions(ch, w.done, netlink.NeighSubscribeOptions{
+		Namespace: &nsh, ReceiveBufferSize: 512 << 20, ReceiveBufferForceSize: true,
+		ErrorCallback: func(err error) {
+			w.mu.Lock()
+			w.lost, w.lastErr = true, err
+			w.mu.Unlock()
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to neighbour notifications in %s: %w", ns.Name, err)
+	}
+	// Start from the current table.
+	if _, err := w.Dump(); err != nil {
+		close(w.done)
+		return nil, err
+	}
+	go w.loop(ch)
+	return w, nil
+}
+
+func key(index int, mac net.HardwareAddr) (uint64, bool) {
+	if len(mac) != 6 {
+		return 0, false
+	}
+	var k uint64
+	zero := true
+	for _, b := range mac {
+		k = k<<8 | uint64(b)
+		zero = zero && b == 0
+	}
+	return uint64(index)<<48 | k, !zero
+}
+
+// isVXLAN reports (and caches) whether ifindex is a VXLAN device; called
+// with w.mu held.
+func (w *FDBWatch) isVXLAN(index int) bool {
+	if v, ok := w.vxlan[index]; ok {
+		return v
+	}
+	l, err := w.ns.Handle.LinkByIndex(index)
+	v := err == nil && l.Type() == "vxlan"
+	w.vxlan[index] = v
+	return v
+}
+
+func (w *FDBWatch) loop(ch chan netlink.NeighUpdate) {
+	for u := range ch {
+		if u.Family != unix.AF_BRIDGE {
+			continue
+		}
+		k, ok := key(u.LinkIndex, u.HardwareAddr)
+		if !ok {
+			continue
+		}
+		now := time.Now()
+		w.mu.Lock()
+		if !w.isVXLAN(u.LinkIndex) {
+			w.mu.Unlock()
+			continue
+		}
+		add := u.Type == unix.RTM_NEWNEIGH
+		if add {
+			w.entries[k] = struct{}{}
+		} else if u.Type == unix.RTM_DELNEIGH {
+			delete(w.entries, k)
+		}
+		w.last = now
+		ws := w.watchers
+		w.mu.Unlock()
+		for _, f := range ws {
+			f(u.HardwareAddr, add, now)
+		}
+	}
+}
+
+// OnChange registers f, called (on the watch goroutine) for each fdb entry
+// added or removed on a VXLAN device.
+func (w *FDBWatch) OnChange(f func(mac net.HardwareAddr, add bool, at time.Time)) {
+	w.mu.Lock()
+	w.watchers = append(w.watchers, f)
+	w.mu.Unlock()
+}
+
+// Dump counts the entries with a full table dump and resets the
+// notification-based count to it.
+func (w *FDBWatch) Dump() (int, error) {
+	var list []netlink.Neigh
+	var err error
+	for range 5 {
+		list, err = w.ns.Handle.NeighList(0, unix.AF_BRIDGE)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return 0, fmt.Errorf("dumping the fdb of %s: %w", w.ns.Name, err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	entries := make(map[uint64]struct{}, len(list))
+	for _, n := range list {
+		if k, ok := key(n.LinkIndex, n.HardwareAddr); ok && w.isVXLAN(n.LinkIndex) {
+			entries[k] = struct{}{}
+		}
+	}
+	if len(entries) != len(w.entries) {
+		w.last = time.Now()
+	}
+	w.entries = entries
+	return len(entries), nil
+}
+
+// Count returns the current count and whether notifications were lost.
+func (w *FDBWatch) Count() (int, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.entries), w.lost
+}
+
+// Wait waits until cond(count) holds and returns when it first held (the
+// time the deciding notification arrived, or the end of the deciding dump
+// after a loss), or an error after timeout. alive is checked on the way.
+func (w *FDBWatch) Wait(cond func(int) bool, timeout time.Duration, alive func() error) (time.Time, error) {
+	start := time.Now()
+	end := start.Add(timeout)
+	for {
+		n, lost := w.Count()
+		if lost {
+			if _, err := w.Dump(); err != nil {
+				return time.Time{}, err
+			}
+			n, _ = w.Count()
+		}
+		if cond(n) {
+			w.mu.Lock()
+			last := w.last
+			w.mu.Unlock()
+			if last.Before(start) {
+				last = start
+			}
+			return last, nil
+		}
+		if err := alive(); err != nil {
+			return time.Time{}, err
+		}
+		if time.Now().After(end) {
+			return time.Time{}, fmt.Errorf("fdb of %s: %d unicast entries on VXLAN devices after %s, not the expected count", w.ns.Name, n, timeout)
+		}
+		if lost {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		// Check again soon: the returned time is that of the notification,
+		// so this period only bounds how late we notice.
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Lost reports whether notifications were lost (the counts then come from
+// dumps).
+func (w *FDBWatch) Lost() (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lost, w.lastErr
+}
+
+// Close stops the watch.
+func (w *FDBWatch) Close() { close(w.done) }

@@ -1,0 +1,219 @@
+package scale
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"time"
+)
+
+// IngestParams configures the ingest scenario.
+type IngestParams struct {
+	// Routes is N, the number of type-2 routes injected.
+	Routes int
+	// Instances is M, the number of E-VPN instances they are spread over.
+	Instances int
+	// Pack puts several NLRI per UPDATE instead of one.
+	Pack bool
+}
+
+// Ingest runs the ingest scenario: M instances are created through the
+// REST API, N type-2 routes are sent at full speed and then withdrawn, and
+// the time until the daemon's RIB (looking glass) and kernel (fdb) have
+// them all, its CPU time and memory are measured.
+func Ingest(ctx context.Context, o Options, p IngestParams) (res *Result) {
+	o.defaults()
+	res = newResult("ingest", o)
+	ir := &IngestResult{Routes: p.Routes, Instances: p.Instances, Pack: p.Pack, Kernel: o.Spec.Driver == "linux"}
+	res.Ingest = ir
+	defer res.finish()
+	if p.Routes <= 0 || p.Instances <= 0 {
+		res.fail(fmt.Errorf("ingest needs routes > 0 and instances > 0 (got %d and %d)", p.Routes, p.Instances))
+		return res
+	}
+	rig, err := NewRig(ctx, o, 1)
+	if err != nil {
+		res.fail(err)
+		return res
+	}
+	defer rig.Close()
+	d, ns, peer := rig.Daemons[0], rig.NSs[0], rig.RR.Peer(rig.NSs[0].Local)
+	ok := alive(ctx, d)
+
+	insts := Instances(p.Instances)
+	ports := portNames("bsp", p.Instances)
+	if ir.Kernel {
+		if err := ns.AddPorts(ports); err != nil {
+			res.fail(err)
+			return res
+		}
+	}
+	o.Log.Info("creating E-VPN instances", "count", len(insts))
+	for i, in := range insts {
+		if err := d.Attach(ctx, EVPNAttach(in.ID, localMAC(0xaa, i), localIP(16, i), ports[i], in.RT.String(), in.VNI)); err != nil {
+			res.fail(fmt.Errorf("creating instance %s: %w", in.ID, err))
+			return res
+		}
+	}
+	var fw *FDBWatch
+	if ir.Kernel {
+		if fw, err = WatchFDB(ns); err != nil {
+			res.fail(err)
+			return res
+		}
+		defer fw.Close()
+	}
+
+	routes := Type2Routes(p.Routes, insts, ns.RemoteVTEP)
+	adv, err := EncodeAdvertise(routes, p.Pack)
+	if err != nil {
+		res.fail(err)
+		return res
+	}
+	ir.Messages = len(adv)
+	for _, m := range adv {
+		ir.Bytes += int64(len(m))
+	}
+	time.Sleep(time.Second) // let the instance creation settle
+	ribBase, err := d.ReceivedRoutes(ctx)
+	if err != nil {
+		res.fail(err)
+		return res
+	}
+	kBase := 0
+	if fw != nil {
+		if kBase, err = fw.Dump(); err != nil {
+			res.fail(err)
+			return res
+		}
+	}
+	idle, err := d.Stats()
+	if err != nil {
+		res.fail(err)
+		return res
+	}
+	ir.IdleRSSBytes = idle.RSS
+	runtime.GC()
+
+	o.Log.Info("advertising", "routes", p.Routes, "messages", len(adv), "bytes", ir.Bytes)
+	ph, err := ingestPhase(ctx, o, d, fw, peer, adv, p.Routes,
+		func(n int) bool { return n >= ribBase+p.Routes }, func(n int) bool { return n >= kBase+p.Routes }, ok)
+	ph.RIBCount -= ribBase
+	ph.KernelCount -= kBase
+	ir.Advertise = ph
+	ir.BytesPerRoute = float64(ph.RSSBytes-ir.IdleRSSBytes) / float64(p.Routes)
+	if err != nil {
+		res.fail(fmt.Errorf("advertisement: %w", err))
+		return res
+	}
+	adv = nil
+	wd, err := EncodeWithdraw(routes, p.Pack)
+	if err != nil {
+		res.fail(err)
+		return res
+	}
+	routes = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	o.Log.Info("withdrawing", "routes", p.Routes, "messages", len(wd))
+	ph, err = ingestPhase(ctx, o, d, fw, peer, wd, p.Routes,
+		func(n int) bool { return n <= ribBase }, func(n int) bool { return n <= kBase }, ok)
+	ph.RIBCount -= ribBase
+	ph.KernelCount -= kBase
+	ir.Withdraw = ph
+	if fw != nil {
+		if lost, lerr := fw.Lost(); lost {
+			ir.KernelMethod = fmt.Sprintf("dumps (notifications lost: %v)", lerr)
+		} else {
+			ir.KernelMethod = "notifications"
+		}
+	}
+	if err != nil {
+		res.fail(fmt.Errorf("withdrawal: %w", err))
+	}
+	return res
+}
+
+// ingestPhase sends msgs and waits until the RIB count and (with fw) the
+// fdb count satisfy their conditions, then measures CPU and memory.
+func ingestPhase(ctx context.Context, o Options, d *Daemon, fw *FDBWatch, peer *RRPeer, msgs [][]byte, n int,
+	ribDone, kernelDone func(int) bool, ok func() error) (Phase, error) {
+	var ph Phase
+	before, err := d.Stats()
+	if err != nil {
+		return ph, err
+	}
+	t0 := time.Now()
+	// Queue in chunks so the writer starts at once; the session writer
+	// batches queued messages into large writes.
+	for i := 0; i < len(msgs); i += 4096 {
+		peer.Send(msgs[i:min(i+4096, len(msgs))]...)
+	}
+	type outcome struct {
+		at  time.Time
+		n   int
+		err error
+	}
+	ribCh := make(chan outcome, 1)
+	go func() {
+		end := t0.Add(o.Timeout)
+		last := 0
+		for {
+			c, cancel := context.WithTimeout(ctx, 30*time.Second)
+			cnt, err := d.ReceivedRoutes(c)
+			cancel()
+			now := time.Now()
+			if err == nil {
+				last = cnt
+				if ribDone(cnt) {
+					ribCh <- outcome{at: now, n: cnt}
+					return
+				}
+			}
+			if aerr := ok(); aerr != nil {
+				ribCh <- outcome{n: last, err: aerr}
+				return
+			}
+			if now.After(end) {
+				ribCh <- outcome{n: last, err: fmt.Errorf("looking glass counts %d received routes after %s (last error %v)", last, o.Timeout, err)}
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	var kern outcome
+	if fw != nil {
+		at, err := fw.Wait(kernelDone, o.Timeout, ok)
+		kern = outcome{at: at, err: err}
+		kern.n, _ = fw.Count()
+	}
+	rib := <-ribCh
+	ph.RIBCount = rib.n
+	if rib.err == nil {
+		ph.RIBSeconds = rib.at.Sub(t0).Seconds()
+		ph.RIBRate = float64(n) / ph.RIBSeconds
+	}
+	if fw != nil {
+		ph.KernelCount = kern.n
+		if kern.err == nil {
+			ph.KernelSeconds = kern.at.Sub(t0).Seconds()
+			ph.KernelRate = float64(n) / ph.KernelSeconds
+		}
+	}
+	after, serr := d.Stats()
+	if serr == nil {
+		ph.CPUSeconds = after.CPU - before.CPU
+	}
+	time.Sleep(time.Second)
+	if st, err := d.Stats(); err == nil {
+		ph.RSSBytes, ph.PeakRSSBytes = st.RSS, st.HWM
+	}
+	if rib.err != nil {
+		return ph, fmt.Errorf("RIB: %w", rib.err)
+	}
+	if kern.err != nil {
+		return ph, fmt.Errorf("kernel: %w", kern.err)
+	}
+	return ph, serr
+}
