@@ -1,0 +1,876 @@
+// Package linuxipvpn is the IP VPN "linux" dataplane driver for kernels
+// without VRF devices and kernel MPLS forwarding (reference dataplanes.md
+// §0, §2): policy routing plus one collect_md VXLAN device, programmed
+// over netlink (github.com/vishvananda/netlink), never by running ip.
+//
+// Upstream's linux driver (upstream-bagpipe.md §7.3) put each VRF in a VRF
+// device and sent MPLS-over-Ethernet. Here:
+//
+//   - each VRF has a routing table (Options.TableBase + instance id) with
+//     an "unreachable" default, a "local <gateway_ip>" route (the kernel
+//     answers the VMs' ARP for the gateway), one "<ip>/32 dev <port>"
+//     route and a permanent neighbour per local endpoint;
+//   - "ip rule iif <port> lookup <table>" (pref 1000) makes traffic from a
+//     plugged port use the VRF table, and the "local" table rule is moved
+//     from pref 0 to 32765 so that VMs cannot reach the host's addresses;
+//   - remote routes are "<prefix> encap ip id <label> dst <PE> via <PE> dev
+//     bagpipe-vx onlink": the route's label is the VXLAN VNI (ECMP: one
+//     multipath next hop per PE), and a permanent neighbour PE →
+//     00:00:5e:00:43:64 (bagpipe's GATEWAY_MAC, dataplanes.md §1e) sets the
+//     inner destination MAC that OVS bagpipe and this driver accept;
+//   - received traffic is demultiplexed by VNI: "ip rule tun_id <label>
+//     lookup <table>" (pref 1000) for every local label (upstream labels are
+//     per MAC: one rule per label in use);
+//   - FlowSpec redirects are rules (pref 900) matching the VRF's ports and
+//     labels plus the classifier, looking up the redirect VRF's table.
+//
+// Ownership: the VXLAN device carries the alias "bagpipe-ipvpn"; rules
+// carry FRA_PROTOCOL 19 (the protocol number upstream gave its routes) and
+// our preferences; the tables from TableBase to TableBase+TableSpan-1 are
+// ours entirely. A later run adopts what it finds (no flap: the routes stay
+// in place while instances re-plug and re-apply) and removes what no
+// instance claims when Options.AdoptGrace ends.
+//
+// Consistency: each VRF keeps its desired state; the driver periodically
+// reconciles the kernel against it from one dump of rules and routes.
+//
+// Locking: VRFDataplane methods run on the instance's goroutine, the
+// reconcile on the driver's. Each VRF has a mutex held for a whole
+// operation; Driver.mu guards the driver's maps and may be taken while a
+// VRF mutex is held, never the other way round.
+package linuxipvpn
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/bagpipe-go/bagpipe/internal/dataplane"
+	"github.com/bagpipe-go/bagpipe/internal/route"
+)
+
+// DriverName is the configured name of this driver.
+const DriverName = "linux"
+
+// Defaults and fixed names.
+const (
+	DefaultVXLANPort         = 4789
+	DefaultTableBase         = 1000
+	DefaultReconcileInterval = 30 * time.Second
+	DefaultAdoptGrace        = 5 * time.Minute
+	// TableSpan is the number of tables from TableBase that are ours.
+	TableSpan = 1 << 16
+	// DeviceName is the collect_md VXLAN device.
+	DeviceName = "bagpipe-vx"
+	// DeviceAlias marks DeviceName as ours.
+	DeviceAlias = "bagpipe-ipvpn"
+)
+
+// GatewayMAC is upstream bagpipe's GATEWAY_MAC: the MAC of our VXLAN
+// device and the inner destination MAC of the packets we send.
+var GatewayMAC = net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x43, 0x64}
+
+// Rule preferences and the rule/route protocol marking ownership.
+const (
+	prefClassifier = 900
+	prefVRF        = 1000
+	prefLocal      = 32765
+	rtProto        = 19
+)
+
+const dumpRetries = 5
+
+// Options configures a Driver.
+type Options struct {
+	// LocalAddress is the VXLAN source address (dataplane_local_address);
+	// next hops equal to it are local and not installed.
+	LocalAddress netip.Addr
+	// VXLANPort is the UDP port of the collect_md device ([DATAPLANE_
+	// DRIVER_IPVPN] vxlan_dst_port); 0: DefaultVXLANPort. It must differ
+	// from the E-VPN linux driver's when both run in one namespace.
+	VXLANPort int
+	// TableBase: a VRF uses table TableBase + instance id; 0:
+	// DefaultTableBase.
+	TableBase int
+	// NetNS is the network namespace: "" for the current one, a name under
+	// /var/run/netns, or a path (contains a "/").
+	NetNS string
+	// ReconcileInterval: 0 DefaultReconcileInterval, negative: none.
+	ReconcileInterval time.Duration
+	// AdoptGrace is how long state left by an earlier run waits for its
+	// instance; 0: DefaultAdoptGrace, negative: no grace.
+	AdoptGrace time.Duration
+	// Log is the logger; nil: slog.Default().
+	Log *slog.Logger
+}
+
+// OptionsFromConfig reads vxlan_dst_port and table_base from the
+// [DATAPLANE_DRIVER_IPVPN] options map into o.
+func OptionsFromConfig(o Options, opts map[string]string) (Options, error) {
+	if v, ok := opts["vxlan_dst_port"]; ok && v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return o, fmt.Errorf("vxlan_dst_port = %q: expected a port number from 1 to 65535", v)
+		}
+		o.VXLANPort = p
+	}
+	if v, ok := opts["table_base"]; ok && v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 256 || p > 1<<31-TableSpan {
+			return o, fmt.Errorf("table_base = %q: expected a table number from 256 to %d", v, 1<<31-TableSpan)
+		}
+		o.TableBase = p
+	}
+	return o, nil
+}
+
+// Driver is the IP VPN linux dataplane driver. It implements
+// dataplane.IPVPNDriver.
+type Driver struct {
+	opts  Options
+	log   *slog.Logger
+	h     *netlink.Handle
+	raw   *rawConn
+	start time.Time
+
+	mu        sync.Mutex
+	vrfs      map[int]*vrf // by table
+	vxIndex   int
+	peRefs    map[netip.Addr]int // remote PEs in use → routes using them
+	inventory map[int]bool       // tables holding state of an earlier run
+	graceOver bool
+	closed    bool
+
+	repairs atomic.Uint64
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+var _ dataplane.IPVPNDriver = (*Driver)(nil)
+
+// New opens the netlink sockets in the namespace, enables IPv4
+// forwarding, creates (or adopts) the VXLAN device, moves the local-table
+// rule after the VPN rules, inventories the state an earlier run left and
+// starts the reconcile loop.
+func New(opts Options) (*Driver, error) {
+	d, err := open(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.init(); err != nil {
+		d.closeSockets()
+		return nil, err
+	}
+	d.wg.Add(1)
+	go d.loop(len(d.inventory) > 0)
+	return d, nil
+}
+
+// open validates opts and opens the sockets, touching no state.
+func open(opts Options) (*Driver, error) {
+	if opts.VXLANPort == 0 {
+		opts.VXLANPort = DefaultVXLANPort
+	}
+	if opts.VXLANPort < 1 || opts.VXLANPort > 65535 {
+		return nil, fmt.Errorf("linux IP VPN driver: VXLAN port %d out of range; set vxlan_dst_port to 1..65535", opts.VXLANPort)
+	}
+	if opts.TableBase == 0 {
+		opts.TableBase = DefaultTableBase
+	}
+	if opts.TableBase < 256 || opts.TableBase > 1<<31-TableSpan {
+		return nil, fmt.Errorf("linux IP VPN driver: table base %d out of range 256..%d", opts.TableBase, 1<<31-TableSpan)
+	}
+	if opts.LocalAddress.IsValid() && !opts.LocalAddress.Unmap().Is4() {
+		return nil, fmt.Errorf("linux IP VPN driver: dataplane_local_address %s is not IPv4 (VXLAN over IPv6 is not supported)", opts.LocalAddress)
+	}
+	opts.LocalAddress = opts.LocalAddress.Unmap()
+	if opts.ReconcileInterval == 0 {
+		opts.ReconcileInterval = DefaultReconcileInterval
+	}
+	if opts.AdoptGrace == 0 {
+		opts.AdoptGrace = DefaultAdoptGrace
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	h, raw, err := openSockets(opts.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	return &Driver{
+		opts: opts, h: h, raw: raw, start: time.Now(),
+		log:       opts.Log.With("component", "ipvpn-linux"),
+		vrfs:      map[int]*vrf{},
+		peRefs:    map[netip.Addr]int{},
+		inventory: map[int]bool{},
+		stop:      make(chan struct{}),
+	}, nil
+}
+
+func (d *Driver) closeSockets() {
+	d.h.Close()
+	d.raw.close()
+}
+
+func (d *Driver) init() error {
+	if err := writeSysctl(d.opts.NetNS, "net/ipv4/ip_forward", "1"); err != nil {
+		return err
+	}
+	if err := d.ensureDevice(); err != nil {
+		return err
+	}
+	if err := d.moveLocalRule(); err != nil {
+		return err
+	}
+	tables, err := d.ownedTables()
+	if err != nil {
+		return err
+	}
+	for t := range tables {
+		d.inventory[t] = true
+	}
+	if len(tables) > 0 {
+		d.log.Info("routing state left by an earlier run, waiting for its instances", "tables", len(tables), "adopt_grace", d.opts.AdoptGrace.String())
+	}
+	return nil
+}
+
+// nsHandle opens a namespace given as in Options.NetNS.
+func nsHandle(ns string) (netns.NsHandle, error) {
+	var h netns.NsHandle
+	var err error
+	if strings.Contains(ns, "/") {
+		h, err = netns.GetFromPath(ns)
+	} else {
+		h, err = netns.GetFromName(ns)
+	}
+	if err != nil {
+		return h, fmt.Errorf("linux IP VPN driver: opening network namespace %q: %w (create it first, or leave the namespace empty)", ns, err)
+	}
+	return h, nil
+}
+
+// openSockets opens the driver's netlink Handle and its raw socket in ns.
+func openSockets(ns string) (*netlink.Handle, *rawConn, error) {
+	target, cur := netns.None(), netns.None()
+	if ns != "" {
+		var err error
+		if target, err = nsHandle(ns); err != nil {
+			return nil, nil, err
+		}
+		defer target.Close()
+		if cur, err = netns.Get(); err != nil {
+			return nil, nil, fmt.Errorf("linux IP VPN driver: reading the current network namespace: %w", err)
+		}
+		defer cur.Close()
+	}
+	h, err := netlink.NewHandleAt(target, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, nil, fmt.Errorf("linux IP VPN driver: opening a netlink socket in namespace %q: %w (the driver needs CAP_NET_ADMIN)", ns, err)
+	}
+	sock, err := nl.GetNetlinkSocketAt(target, cur, unix.NETLINK_ROUTE)
+	if err != nil {
+		h.Close()
+		return nil, nil, fmt.Errorf("linux IP VPN driver: opening a netlink socket in namespace %q: %w", ns, err)
+	}
+	tv := unix.NsecToTimeval((30 * time.Second).Nanoseconds())
+	if err := h.SetSocketTimeout(30 * time.Second); err == nil {
+		err = sock.SetSendTimeout(&tv)
+		if err == nil {
+			err = sock.SetReceiveTimeout(&tv)
+		}
+	}
+	if err != nil {
+		h.Close()
+		sock.Close()
+		return nil, nil, fmt.Errorf("linux IP VPN driver: setting netlink socket timeouts: %w", err)
+	}
+	return h, &rawConn{sockets: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: sock}}}, nil
+}
+
+// writeSysctl writes /proc/sys/<key> as seen from namespace ns: /proc/sys/net
+// belongs to the namespace of the thread that opens it.
+func writeSysctl(ns, key, value string) error {
+	path := filepath.Join("/proc/sys", key)
+	write := func() error {
+		if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+			return fmt.Errorf("linux IP VPN driver: setting %s = %s: %w (the driver needs root)", strings.ReplaceAll(key, "/", "."), value, err)
+		}
+		return nil
+	}
+	if ns == "" {
+		return write()
+	}
+	target, err := nsHandle(ns)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	errc := make(chan error, 1)
+	go func() {
+		// The thread stays locked if it cannot return to its namespace:
+		// Go then discards it with the goroutine.
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- fmt.Errorf("entering namespace %s: %w", ns, err)
+			return
+		}
+		werr := write()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(werr, err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- werr
+	}()
+	return <-errc
+}
+
+// ensureDevice creates the collect_md VXLAN device, or checks and adopts
+// the existing one, and brings it up. It updates d.vxIndex.
+func (d *Driver) ensureDevice() error {
+	l, err := d.h.LinkByName(DeviceName)
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("linux IP VPN driver: looking up %s: %w", DeviceName, err)
+	}
+	if err == nil {
+		a := l.Attrs()
+		if a.Alias != DeviceAlias {
+			return fmt.Errorf("linux IP VPN driver: interface %s exists but is not ours (alias %q, want %q); delete or rename it", DeviceName, a.Alias, DeviceAlias)
+		}
+		vx, ok := l.(*netlink.Vxlan)
+		if !ok || !vx.FlowBased || vx.Port != d.opts.VXLANPort || vx.Learning {
+			d.log.Info("recreating the VXLAN device: its configuration changed", "device", DeviceName, "port", d.opts.VXLANPort)
+			if err := d.h.LinkDel(l); err != nil && !isNotFound(err) {
+				return fmt.Errorf("linux IP VPN driver: deleting the outdated %s: %w", DeviceName, err)
+			}
+			l = nil
+		}
+	} else {
+		l = nil
+	}
+	if l == nil {
+		la := netlink.NewLinkAttrs()
+		la.Name = DeviceName
+		la.HardwareAddr = GatewayMAC
+		vx := &netlink.Vxlan{LinkAttrs: la, FlowBased: true, Port: d.opts.VXLANPort, Learning: false}
+		if err := d.h.LinkAdd(vx); err != nil {
+			return fmt.Errorf("linux IP VPN driver: creating the collect_md VXLAN device %s: %w", DeviceName, err)
+		}
+		if l, err = d.h.LinkByName(DeviceName); err != nil {
+			return fmt.Errorf("linux IP VPN driver: %s vanished after creation: %w", DeviceName, err)
+		}
+		if err := d.h.LinkSetAlias(l, DeviceAlias); err != nil {
+			_ = d.h.LinkDel(l)
+			return fmt.Errorf("linux IP VPN driver: marking %s as ours: %w", DeviceName, err)
+		}
+	}
+	if l.Attrs().HardwareAddr.String() != GatewayMAC.String() {
+		if err := d.h.LinkSetHardwareAddr(l, GatewayMAC); err != nil {
+			return fmt.Errorf("linux IP VPN driver: setting the MAC of %s to %s: %w", DeviceName, GatewayMAC, err)
+		}
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := d.h.LinkSetUp(l); err != nil {
+			if errors.Is(err, unix.EADDRINUSE) {
+				return fmt.Errorf("linux IP VPN driver: bringing %s up: UDP port %d is in use (%w); a collect_md VXLAN device cannot share its port with the classic VXLAN devices of the E-VPN linux driver: set a different vxlan_dst_port in [DATAPLANE_DRIVER_IPVPN] and [DATAPLANE_DRIVER_EVPN]", DeviceName, d.opts.VXLANPort, err)
+			}
+			return fmt.Errorf("linux IP VPN driver: bringing %s up: %w", DeviceName, err)
+		}
+	}
+	d.mu.Lock()
+	changed := d.vxIndex != 0 && d.vxIndex != l.Attrs().Index
+	d.vxIndex = l.Attrs().Index
+	d.mu.Unlock()
+	if changed {
+		d.log.Warn("the VXLAN device was recreated: remote routes are rewritten by the reconcile", "device", DeviceName)
+	}
+	return nil
+}
+
+// vx returns the VXLAN device index.
+func (d *Driver) vx() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.vxIndex
+}
+
+// moveLocalRule replaces the pref-0 "lookup local" rule by one at
+// prefLocal (ours: protocol rtProto), so the VRF rules come first and VMs
+// cannot reach the host's own addresses (dataplanes.md §2).
+func (d *Driver) moveLocalRule() error {
+	rules, err := d.raw.rules()
+	if err != nil {
+		return fmt.Errorf("linux IP VPN driver: listing rules: %w", err)
+	}
+	local := rule{Pref: prefLocal, Table: rtTableLocal}
+	var atZero, ours bool
+	for _, r := range rules {
+		if r.Table == rtTableLocal && !r.Other && r.rule == (rule{Pref: 0, Table: rtTableLocal}) {
+			atZero = true
+		}
+		if r.rule == local && r.Protocol == rtProto {
+			ours = true
+		}
+	}
+	if !ours {
+		if err := d.raw.ruleAdd(local, rtProto); err != nil {
+			return fmt.Errorf("linux IP VPN driver: adding the rule %s: %w", local, err)
+		}
+	}
+	if atZero {
+		if err := d.raw.ruleDel(rule{Pref: 0, Table: rtTableLocal}, 0); err != nil {
+			return fmt.Errorf("linux IP VPN driver: deleting the pref 0 local-table rule: %w", err)
+		}
+		d.log.Info("moved the local-table rule after the VPN rules", "pref", prefLocal)
+	}
+	return nil
+}
+
+// restoreLocalRule undoes moveLocalRule if our moved rule is there.
+func (d *Driver) restoreLocalRule() error {
+	rules, err := d.raw.rules()
+	if err != nil {
+		return err
+	}
+	local := rule{Pref: prefLocal, Table: rtTableLocal}
+	for _, r := range rules {
+		if r.rule == local && r.Protocol == rtProto {
+			if err := d.raw.ruleAdd(rule{Pref: 0, Table: rtTableLocal}, unix.RTPROT_KERNEL); err != nil {
+				return fmt.Errorf("restoring the pref 0 local-table rule: %w", err)
+			}
+			return d.raw.ruleDel(local, rtProto)
+		}
+	}
+	return nil
+}
+
+// ours reports whether table t is in our range.
+func (d *Driver) ours(t int) bool {
+	return t >= d.opts.TableBase && t < d.opts.TableBase+TableSpan
+}
+
+// ownedRule reports whether a dumped rule is one of ours (not the moved
+// local rule).
+func (d *Driver) ownedRule(r kernelRule) bool {
+	return r.Protocol == rtProto && (r.Pref == prefVRF || r.Pref == prefClassifier) && d.ours(r.Table)
+}
+
+// ownedTables lists our tables holding routes or targeted by our rules.
+func (d *Driver) ownedTables() (map[int]bool, error) {
+	out := map[int]bool{}
+	routes, err := d.raw.routes(d.ours)
+	if err != nil {
+		return nil, fmt.Errorf("linux IP VPN driver: listing routes: %w", err)
+	}
+	for _, r := range routes {
+		out[r.Table] = true
+	}
+	rules, err := d.raw.rules()
+	if err != nil {
+		return nil, fmt.Errorf("linux IP VPN driver: listing rules: %w", err)
+	}
+	for _, r := range rules {
+		if d.ownedRule(r) {
+			out[r.Table] = true
+		}
+	}
+	return out, nil
+}
+
+// Name implements dataplane.Driver.
+func (d *Driver) Name() string { return DriverName }
+
+// Encaps implements dataplane.Driver: VXLAN only (no kernel MPLS here).
+func (d *Driver) Encaps() []route.Encap { return []route.Encap{route.EncapVXLAN} }
+
+// ECMP implements dataplane.Driver: multipath routes with one encap-ip
+// next hop per PE.
+func (d *Driver) ECMP() bool { return true }
+
+// Directions implements dataplane.IPVPNDriver.
+func (d *Driver) Directions() []dataplane.Direction {
+	return []dataplane.Direction{dataplane.DirectionBoth, dataplane.DirectionToPort, dataplane.DirectionFromPort}
+}
+
+// Handle returns the driver's netlink handle (tests).
+func (d *Driver) Handle() *netlink.Handle { return d.h }
+
+// Table returns the routing table of an instance id.
+func (d *Driver) Table(instanceID uint32) int { return d.opts.TableBase + int(instanceID) }
+
+// peRef counts a route's use of a remote PE; the first use installs the
+// permanent neighbour PE → GatewayMAC on the VXLAN device, the last
+// release removes it.
+func (d *Driver) peRef(pe netip.Addr, delta int) error {
+	d.mu.Lock()
+	n := d.peRefs[pe] + delta
+	if n <= 0 {
+		delete(d.peRefs, pe)
+	} else {
+		d.peRefs[pe] = n
+	}
+	vx := d.vxIndex
+	d.mu.Unlock()
+	switch {
+	case delta > 0 && n == delta:
+		return d.setPENeigh(vx, pe)
+	case n <= 0:
+		err := d.h.NeighDel(&netlink.Neigh{LinkIndex: vx, Family: netlink.FAMILY_V4, IP: pe.AsSlice()})
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("removing the neighbour %s on %s: %w", pe, DeviceName, err)
+		}
+	}
+	return nil
+}
+
+func (d *Driver) setPENeigh(vx int, pe netip.Addr) error {
+	err := d.h.NeighSet(&netlink.Neigh{LinkIndex: vx, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: pe.AsSlice(), HardwareAddr: GatewayMAC})
+	if err != nil {
+		return fmt.Errorf("adding the neighbour %s → %s on %s: %w", pe, GatewayMAC, DeviceName, err)
+	}
+	return nil
+}
+
+// ResetState implements dataplane.Driver: it removes our rules, routes and
+// VXLAN neighbours that no live instance claims, except, while
+// Options.AdoptGrace runs, those of the tables found at New.
+func (d *Driver) ResetState() error { return d.removeUnclaimed(false) }
+
+// Cleanup removes every object a linux IP VPN driver owns in a network
+// namespace ("" for the current one): our rules, routes, VXLAN device and
+// the moved local-table rule (bagpipe-bgp-cleanup).
+func Cleanup(ns string) error {
+	d, err := open(Options{NetNS: ns, AdoptGrace: -1, ReconcileInterval: -1})
+	if err != nil {
+		return err
+	}
+	defer d.closeSockets()
+	d.closed = true
+	errs := []error{d.removeUnclaimed(true)}
+	if l, err := d.h.LinkByName(DeviceName); err == nil && l.Attrs().Alias == DeviceAlias {
+		if err := d.h.LinkDel(l); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", DeviceName, err))
+		}
+	}
+	errs = append(errs, d.restoreLocalRule())
+	return errors.Join(errs...)
+}
+
+// loop runs the periodic reconcile and ends the adoption grace.
+func (d *Driver) loop(leftovers bool) {
+	defer d.wg.Done()
+	var tick <-chan time.Time
+	if d.opts.ReconcileInterval > 0 {
+		t := time.NewTicker(d.opts.ReconcileInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	var grace <-chan time.Time
+	if d.opts.AdoptGrace > 0 && leftovers {
+		t := time.NewTimer(d.opts.AdoptGrace)
+		defer t.Stop()
+		grace = t.C
+	}
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-grace:
+			if err := d.EndGrace(); err != nil {
+				d.log.Error("removing unclaimed state after the adoption grace", "err", err)
+			}
+		case <-tick:
+			if err := d.Reconcile(); err != nil {
+				d.log.Warn("reconcile", "err", err)
+			}
+		}
+	}
+}
+
+// EndGrace ends the adoption grace now: state of an earlier run that no
+// instance claimed is removed, and adopted VRFs drop what they did not
+// re-add.
+func (d *Driver) EndGrace() error {
+	d.mu.Lock()
+	d.graceOver = true
+	d.mu.Unlock()
+	err := d.removeUnclaimed(true)
+	return errors.Join(err, d.Reconcile())
+}
+
+// inGrace reports whether state found at New is still kept for adoption.
+func (d *Driver) inGrace() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.graceOver && d.opts.AdoptGrace > 0 && time.Since(d.start) < d.opts.AdoptGrace
+}
+
+// liveVRFs returns the live VRFs (d.mu must not be held).
+func (d *Driver) liveVRFs() []*vrf {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	list := make([]*vrf, 0, len(d.vrfs))
+	for _, v := range d.vrfs {
+		list = append(list, v)
+	}
+	return list
+}
+
+// removeUnclaimed deletes our rules, routes and VXLAN neighbours no live
+// VRF wants; unless all, state of the tables found at New is kept while
+// the grace runs.
+func (d *Driver) removeUnclaimed(all bool) error {
+	keep := !all && d.inGrace()
+	// Dump first, then compute what is wanted: anything added meanwhile
+	// is absent from the dump and so never removed.
+	rules, err := d.raw.rules()
+	if err != nil {
+		return fmt.Errorf("linux IP VPN driver: listing rules: %w", err)
+	}
+	routes, err := d.raw.routes(d.ours)
+	if err != nil {
+		return fmt.Errorf("linux IP VPN driver: listing routes: %w", err)
+	}
+	wanted := map[rule]bool{}
+	live := map[int]bool{}
+	for _, v := range d.liveVRFs() {
+		v.mu.Lock()
+		if !v.closed {
+			live[v.table] = true
+			for r := range v.desiredRules() {
+				wanted[r] = true
+			}
+		}
+		v.mu.Unlock()
+	}
+	d.mu.Lock()
+	inv := maps2set(d.inventory)
+	d.mu.Unlock()
+	var errs []error
+	for _, r := range rules {
+		if !d.ownedRule(r) || wanted[r.rule] || (keep && inv[r.Table]) {
+			continue
+		}
+		if err := d.raw.ruleDel(r.rule, rtProto); err != nil {
+			errs = append(errs, fmt.Errorf("deleting the rule %s: %w", r.rule, err))
+			continue
+		}
+		d.log.Info("removed an unclaimed rule", "rule", r.rule.String())
+	}
+	flushed := map[int]int{}
+	for _, r := range routes {
+		if live[r.Table] || (keep && inv[r.Table]) {
+			continue
+		}
+		// An endpoint route: its permanent neighbour on the port goes too.
+		if r.Type == unix.RTN_UNICAST && r.Dst.Bits() == 32 && len(r.Nexthops) == 1 && !r.Nexthops[0].Gw.IsValid() && r.Nexthops[0].Oif != 0 {
+			d.delPermanentNeigh(r.Nexthops[0].Oif, r.Dst.Addr())
+		}
+		if err := d.delRoute(r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		flushed[r.Table]++
+	}
+	for t, n := range flushed {
+		d.log.Info("removed routes of an unclaimed table", "table", t, "routes", n)
+	}
+	if !keep || len(inv) == 0 {
+		errs = append(errs, d.removeUnusedPENeighbours())
+	}
+	if all {
+		d.mu.Lock()
+		clear(d.inventory)
+		d.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func maps2set(m map[int]bool) map[int]bool {
+	out := make(map[int]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// delRoute deletes a dumped route.
+func (d *Driver) delRoute(r kroute) error {
+	nr := &netlink.Route{Dst: ipNet(r.Dst), Table: r.Table, Type: int(r.Type), Protocol: netlink.RouteProtocol(r.Protocol), Scope: netlink.SCOPE_NOWHERE}
+	if err := d.h.RouteDel(nr); err != nil && !errors.Is(err, unix.ESRCH) && !isNotFound(err) {
+		return fmt.Errorf("deleting the route %s in table %d: %w", r.Dst, r.Table, err)
+	}
+	return nil
+}
+
+// delPermanentNeigh deletes the permanent neighbour ip on link index, if
+// there is one.
+func (d *Driver) delPermanentNeigh(index int, ip netip.Addr) {
+	list, err := d.h.NeighList(index, netlink.FAMILY_V4)
+	if err != nil {
+		return
+	}
+	for _, n := range list {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == ip && n.State&netlink.NUD_PERMANENT != 0 {
+			_ = d.h.NeighDel(&n)
+		}
+	}
+}
+
+// removeUnusedPENeighbours deletes the permanent neighbours of our VXLAN
+// device that no route uses, and re-adds the missing ones.
+func (d *Driver) removeUnusedPENeighbours() error {
+	d.mu.Lock()
+	vx := d.vxIndex
+	want := make(map[netip.Addr]bool, len(d.peRefs))
+	for pe := range d.peRefs {
+		want[pe] = true
+	}
+	d.mu.Unlock()
+	if vx == 0 {
+		return nil // no device (Cleanup): its neighbours go with it
+	}
+	list, err := d.h.NeighList(vx, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("listing the neighbours of %s: %w", DeviceName, err)
+	}
+	var errs []error
+	for _, n := range list {
+		a, _ := netip.AddrFromSlice(n.IP)
+		a = a.Unmap()
+		if want[a] && n.HardwareAddr.String() == GatewayMAC.String() && n.State&netlink.NUD_PERMANENT != 0 {
+			delete(want, a)
+			continue
+		}
+		if !want[a] && n.State&netlink.NUD_PERMANENT != 0 {
+			if err := d.h.NeighDel(&n); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("removing the neighbour %s on %s: %w", a, DeviceName, err))
+			}
+		}
+	}
+	for pe := range want {
+		d.repairs.Add(1)
+		errs = append(errs, d.setPENeigh(vx, pe))
+	}
+	return errors.Join(errs...)
+}
+
+// Reconcile repairs the kernel state now: the VXLAN device, the moved
+// local rule, every live VRF's rules, routes and neighbours, and removes
+// unclaimed state (respecting the adoption grace).
+func (d *Driver) Reconcile() error {
+	var errs []error
+	if err := d.ensureDevice(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.moveLocalRule(); err != nil {
+		errs = append(errs, err)
+	}
+	rules, err := d.raw.rules()
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing rules: %w", err))...)
+	}
+	routes, err := d.raw.routes(d.ours)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing routes: %w", err))...)
+	}
+	have := map[rule]bool{}
+	for _, r := range rules {
+		if d.ownedRule(r) {
+			have[r.rule] = true
+		}
+	}
+	byTable := map[int][]kroute{}
+	for _, r := range routes {
+		byTable[r.Table] = append(byTable[r.Table], r)
+	}
+	grace := d.inGrace()
+	for _, v := range d.liveVRFs() {
+		errs = append(errs, v.reconcile(have, byTable[v.table], grace))
+	}
+	errs = append(errs, d.removeUnclaimed(false))
+	return errors.Join(errs...)
+}
+
+// Repairs is the number of kernel objects the reconcile re-added.
+func (d *Driver) Repairs() uint64 { return d.repairs.Load() }
+
+// Info implements dataplane.Driver.
+func (d *Driver) Info() map[string]any {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tables := make([]int, 0, len(d.vrfs))
+	for t := range d.vrfs {
+		tables = append(tables, t)
+	}
+	slices.Sort(tables)
+	return map[string]any{
+		"name":              DriverName,
+		"local_address":     addrString(d.opts.LocalAddress),
+		"vxlan_dst_port":    d.opts.VXLANPort,
+		"device":            DeviceName,
+		"table_base":        d.opts.TableBase,
+		"tables":            tables,
+		"remote_pes":        len(d.peRefs),
+		"awaiting_adoption": len(d.inventory),
+		"repairs":           d.repairs.Load(),
+	}
+}
+
+// Close implements dataplane.Driver: it stops the reconcile loop and
+// closes the netlink sockets; the dataplane state stays (a later run
+// adopts it).
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	close(d.stop)
+	d.wg.Wait()
+	for _, v := range d.liveVRFs() {
+		v.mu.Lock()
+		v.detached = true
+		v.mu.Unlock()
+	}
+	d.closeSockets()
+	return nil
+}
+
+func isNotFound(err error) bool {
+	var lnf netlink.LinkNotFoundError
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ESRCH) || errors.As(err, &lnf)
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
