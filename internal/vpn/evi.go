@@ -27,6 +27,7 @@ type effects struct {
 	subscribe   []engine.Match
 	publish     []engine.Event
 	changes     []dataplane.EVIChange
+	vrfChanges  []dataplane.VRFChange // IP VPN instances
 }
 
 // rdSource hands out per-endpoint RD numbers (the manager's shared RD

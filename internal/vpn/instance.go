@@ -72,11 +72,13 @@ func (q *inbox) take() []message {
 	return items
 }
 
-// instance runs an EVI on its own goroutine as an engine worker.
+// instance runs an EVI or a VRF on its own goroutine as an engine
+// worker: exactly one of e and v is set.
 type instance struct {
 	typ     Type
 	m       *Manager
 	e       *evi
+	v       *vrf
 	eng     Engine
 	q       inbox
 	done    chan struct{} // closed when the goroutine exits
@@ -92,8 +94,16 @@ type instance struct {
 	retryArmed bool
 }
 
-// Name is the worker name ("EVI-3").
-func (in *instance) Name() string { return in.e.name }
+// base returns the state shared by both instance kinds.
+func (in *instance) base() *instanceBase {
+	if in.v != nil {
+		return &in.v.instanceBase
+	}
+	return &in.e.instanceBase
+}
+
+// Name is the worker name ("EVI-3", "VRF-1").
+func (in *instance) Name() string { return in.base().name }
 
 // IsPeer is false: VPN instances are local workers.
 func (in *instance) IsPeer() bool { return false }
@@ -135,7 +145,7 @@ func (in *instance) warnIgnored(reason string, r *route.Route) {
 		in.suppressed++
 		return
 	}
-	in.e.log.Warn("received route ignored", "reason", reason, "route", r.String(), "from", srcName(r),
+	in.base().log.Warn("received route ignored", "reason", reason, "route", r.String(), "from", srcName(r),
 		"encaps", r.Attrs.EncapsOrDefault(), "similar_warnings_suppressed", in.suppressed)
 	in.lastWarn, in.suppressed = now, 0
 }
@@ -164,8 +174,12 @@ func (in *instance) run() {
 				continue
 			}
 			in.retryFailed()
-			changes = in.e.receive(msg.events, changes[:0])
-			in.apply(changes)
+			if in.v != nil {
+				in.exec(in.v.receive(msg.events))
+			} else {
+				changes = in.e.receive(msg.events, changes[:0])
+				in.apply(changes)
+			}
 			in.publishCounts()
 		}
 		if in.stopped.Load() {
@@ -195,9 +209,34 @@ func (in *instance) apply(changes []dataplane.EVIChange) {
 	}
 }
 
+// applyVRF programs VRF changes, keeping failed ones for a retry.
+func (in *instance) applyVRF(changes []dataplane.VRFChange) {
+	if len(changes) == 0 {
+		return
+	}
+	v := in.v
+	if err := v.dp.Apply(changes); err != nil {
+		v.stats.DataplaneErrors++
+		v.log.Error("dataplane update failed, will retry", "changes", len(changes), "err", err)
+		v.failed = append(v.failed, changes...)
+		if !in.retryArmed && !in.stopped.Load() {
+			in.retryArmed = true
+			time.AfterFunc(retryDelay, func() { in.q.put(message{retry: true}) })
+		}
+	}
+}
+
 // retryFailed re-applies, as the current state, what failed batches
 // touched (before newer batches, so that they apply on top).
 func (in *instance) retryFailed() {
+	if in.v != nil {
+		if len(in.v.failed) > 0 {
+			changes := in.v.reconcile(in.v.failed)
+			in.v.failed = nil
+			in.applyVRF(changes)
+		}
+		return
+	}
 	if len(in.failed) == 0 {
 		return
 	}
@@ -215,16 +254,23 @@ func (in *instance) exec(fx effects) {
 		in.eng.Subscribe(in, m)
 	}
 	if len(fx.publish) > 0 {
-		in.eng.Publish(in.e.src, fx.publish)
+		in.eng.Publish(in.base().src, fx.publish)
 	}
 	in.apply(fx.changes)
+	in.applyVRF(fx.vrfChanges)
 }
 
 // attach runs on the loop.
 func (in *instance) attach(req *AttachRequest) error {
-	fx, err := in.e.attach(req)
+	var fx effects
+	var err error
+	if in.v != nil {
+		fx, err = in.v.attach(req)
+	} else {
+		fx, err = in.e.attach(req)
+	}
 	in.exec(fx)
-	if err != nil && len(in.e.endpoints) == 0 {
+	if err != nil && len(in.base().endpoints) == 0 && (in.v == nil || in.v.redirectFor == 0) {
 		// A new instance whose first plug failed: do not keep it.
 		in.shutdown()
 	}
@@ -233,7 +279,14 @@ func (in *instance) attach(req *AttachRequest) error {
 
 // detach runs on the loop.
 func (in *instance) detach(req *DetachRequest) error {
-	fx, empty, err := in.e.detach(req)
+	var fx effects
+	var empty bool
+	var err error
+	if in.v != nil {
+		fx, empty, _, err = in.v.detach(req)
+	} else {
+		fx, empty, err = in.e.detach(req)
+	}
 	in.exec(fx)
 	if empty {
 		if serr := in.shutdown(); serr != nil {
@@ -252,7 +305,12 @@ func (in *instance) shutdown() error {
 		return nil
 	}
 	in.eng.Cleanup(in)
-	err := in.e.stop()
+	var err error
+	if in.v != nil {
+		err = in.v.stop()
+	} else {
+		err = in.e.stop()
+	}
 	in.stopped.Store(true)
 	in.m.instanceStopped(in)
 	in.publishInfo()

@@ -29,6 +29,13 @@ type ManagerConfig struct {
 	// EVPNDriver is the E-VPN dataplane driver; nil: evpn attaches fail
 	// with 400 "No dataplane driver for VPN type evpn".
 	EVPNDriver dataplane.EVPNDriver
+	// IPVPNDriver is the IP VPN dataplane driver; nil: ipvpn attaches
+	// fail with 400 "No dataplane driver for VPN type ipvpn".
+	IPVPNDriver dataplane.IPVPNDriver
+	// Links creates the veth pairs between an EVI and a VRF (ipvpn
+	// attach with local_port.evpn, reference §5.5); nil: such attaches
+	// fail with 400.
+	Links Links
 	// Log is the logger (nil: slog.Default()).
 	Log *slog.Logger
 	// Hostname salts the best-path tie-break (reference §4.6).
@@ -40,11 +47,18 @@ type Manager struct {
 	cfg      ManagerConfig
 	log      *slog.Logger
 	createMu sync.Mutex // serialises instance creation (may call drivers)
+	linkMu   sync.Mutex // serialises EVI↔VRF link creation and removal
 
 	mu        sync.Mutex // guards the fields below; held briefly
 	ids       *allocs
 	instances map[string]*instance
 	evpnReady bool // EVPNDriver.ResetState done
+	vpnReady  bool // IPVPNDriver.ResetState done
+	// redirects are the redirect instances by RT, with their users
+	// (reference §5.1, §5.7).
+	redirects map[route.RT]*redirectRef
+	// links are the EVI↔VRF links by VRF external id (reference §5.5).
+	links map[string]*eviLink
 }
 
 // NewManager checks cfg and returns a manager.
@@ -66,6 +80,8 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		log:       cfg.Log.With("component", "vpn"),
 		ids:       newAllocs(),
 		instances: map[string]*instance{},
+		redirects: map[route.RT]*redirectRef{},
+		links:     map[string]*eviLink{},
 	}, nil
 }
 
@@ -93,8 +109,10 @@ func (m *Manager) checkType(t Type) error {
 		}
 		return nil
 	case IPVPN:
-		// No IP VPN driver exists yet.
-		return clientErr(400, "No dataplane driver for VPN type %s", t)
+		if m.cfg.IPVPNDriver == nil {
+			return clientErr(400, "No dataplane driver for VPN type %s", t)
+		}
+		return nil
 	case "":
 		return clientErr(400, "missing instance_type")
 	}
@@ -107,12 +125,33 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest) error {
 	if err := m.checkType(req.Type); err != nil {
 		return err
 	}
+	if req.Type == IPVPN {
+		if err := m.checkVRFRequest(&req); err != nil {
+			return err
+		}
+	}
 	for {
 		in, err := m.getOrCreate(req)
 		if err != nil {
 			return err
 		}
-		err = in.do(ctx, func() error { return in.attach(&req) })
+		if req.LocalPort.EVPN != "" {
+			if err := m.linkEVI(ctx, in, &req); err != nil {
+				return err
+			}
+		}
+		var unlinked bool
+		err = in.do(ctx, func() error {
+			err := in.attach(&req)
+			unlinked = err != nil && req.LocalPort.EVPN != "" && in.base().portEPs[req.LocalPort.LinuxIf] == 0
+			return err
+		})
+		if unlinked {
+			// The VRF side of a new link got no endpoint: undo the link.
+			if lerr := m.unlinkEVI(ctx, req.InstanceID); lerr != nil {
+				err = errors.Join(err, lerr)
+			}
+		}
 		if errors.Is(err, errStopped) {
 			continue // it stopped meanwhile: a fresh instance is made
 		}
@@ -142,8 +181,11 @@ func (m *Manager) getOrCreate(req AttachRequest) (*instance, error) {
 	return in, nil
 }
 
-// create builds and starts an EVI; called with createMu held.
+// create builds and starts an EVI or a VRF; called with createMu held.
 func (m *Manager) create(req AttachRequest) (*instance, error) {
+	if req.Type == IPVPN {
+		return m.createVRF(req, 0)
+	}
 	m.mu.Lock()
 	id, err := m.ids.instanceID()
 	if err != nil {
@@ -210,19 +252,20 @@ func (m *Manager) create(req AttachRequest) (*instance, error) {
 // instanceStopped releases what the manager gave a stopped instance and
 // forgets it. Called on the instance goroutine.
 func (m *Manager) instanceStopped(in *instance) {
+	b := in.base()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.ids.releaseVNI(in.e.vni); err != nil {
+	if err := m.ids.releaseVNI(b.vni); err != nil {
 		m.log.Error("VNI bookkeeping error", "err", err)
 	}
 	// Unlike upstream, the instance RD is released too.
-	if err := m.ids.rds.release(uint32(in.e.rdNum)); err != nil {
+	if err := m.ids.rds.release(uint32(b.rdNum)); err != nil {
 		m.log.Error("RD bookkeeping error", "err", err)
 	}
-	if m.instances[in.e.externalID] == in {
-		delete(m.instances, in.e.externalID)
+	if m.instances[b.externalID] == in {
+		delete(m.instances, b.externalID)
 	}
-	in.e.log.Info("E-VPN instance stopped")
+	b.log.Info("VPN instance stopped", "type", in.typ)
 }
 
 // Detach unplugs an endpoint (reference §2.4). An unknown instance is a
@@ -235,9 +278,23 @@ func (m *Manager) Detach(ctx context.Context, req DetachRequest) error {
 	if req.Type != "" && in.typ != req.Type {
 		return clientErr(400, "VPN instance %s is of type %s, not %s", req.InstanceID, in.typ, req.Type)
 	}
-	err := in.do(ctx, func() error { return in.detach(&req) })
+	if in.v != nil && in.v.redirectFor != 0 {
+		return clientErr(400, "VPN instance %s is an internal redirect instance: it has no endpoints", req.InstanceID)
+	}
+	vrfIf, linked := m.linkVRFIf(req.InstanceID)
+	var lastOnLink bool
+	err := in.do(ctx, func() error {
+		err := in.detach(&req)
+		lastOnLink = linked && in.base().portEPs[vrfIf] == 0
+		return err
+	})
 	if errors.Is(err, errStopped) {
 		return clientErr(404, "VPN %s could not be found", req.InstanceID)
+	}
+	if lastOnLink {
+		if lerr := m.unlinkEVI(ctx, req.InstanceID); lerr != nil {
+			err = errors.Join(err, lerr)
+		}
 	}
 	return err
 }
@@ -250,7 +307,11 @@ func (m *Manager) InstanceRoutes(ctx context.Context, externalID string) (receiv
 		return nil, nil, clientErr(404, "VPN %s could not be found", externalID)
 	}
 	err = in.do(ctx, func() error {
-		received, best = in.e.rt.routes()
+		if in.v != nil {
+			received, best = in.v.routes()
+		} else {
+			received, best = in.e.rt.routes()
+		}
 		return nil
 	})
 	if errors.Is(err, errStopped) {
@@ -296,7 +357,7 @@ func (m *Manager) Stop(ctx context.Context) {
 	m.mu.Unlock()
 	for _, in := range ins {
 		if err := in.do(ctx, in.shutdown); err != nil && !errors.Is(err, errStopped) {
-			m.log.Error("stopping VPN instance", "vpn_instance_id", in.e.externalID, "err", err)
+			m.log.Error("stopping VPN instance", "vpn_instance_id", in.base().externalID, "err", err)
 		}
 		select {
 		case <-in.done:
@@ -304,12 +365,24 @@ func (m *Manager) Stop(ctx context.Context) {
 			return
 		}
 	}
+	// Upstream deletes the veths it created on shutdown (reference §5.1).
+	m.linkMu.Lock()
+	defer m.linkMu.Unlock()
+	m.mu.Lock()
+	links := m.links
+	m.links = map[string]*eviLink{}
+	m.mu.Unlock()
+	for _, l := range links {
+		if err := m.cfg.Links.DeleteVeth(l.eviIf); err != nil {
+			m.log.Error("deleting an E-VPN ↔ IP VPN veth", "interface", l.eviIf, "err", err)
+		}
+	}
 }
 
 // InstanceInfo is a read-only snapshot of an instance for the looking
 // glass (reference §2.6).
 type InstanceInfo struct {
-	Type        string // "EVI" ("VRF" later)
+	Type        string // "EVI" or "VRF"
 	VPNType     Type
 	Name        string // worker name "EVI-<id>"
 	ID          uint32
@@ -326,6 +399,26 @@ type InstanceInfo struct {
 	Routes RouteCounts
 	// Stopped is true in the final snapshot of a stopped instance.
 	Stopped bool
+	// VRF only: the subnet given at creation, the creation-time
+	// readvertise / attract_traffic objects (nil when absent), the
+	// current fallback, whether it is an internal redirect instance, and
+	// the routes it readvertises (readvertise and attract_traffic).
+	GatewayIP       netip.Addr
+	SubnetPrefixLen int
+	Readvertise     *Readvertise
+	AttractTraffic  *AttractTraffic
+	Fallback        *Fallback
+	RedirectFor     route.RT
+	Readvertised    []*route.Route
+	// Link is the EVI↔VRF link of the instance (both sides), or nil.
+	Link *LinkInfo
+}
+
+// LinkInfo describes an EVI↔VRF link (reference §5.5).
+type LinkInfo struct {
+	EVI, VRF string // external ids
+	EVIIf    string // the EVI side of the veth ("evpn<evi>-ipvpn<vrf>")
+	VRFIf    string // the VRF side ("ipvpn<vrf>-evpn<evi>")
 }
 
 // EndpointInfo is one endpoint of InstanceInfo.Ports.
@@ -338,6 +431,7 @@ type EndpointInfo struct {
 	Label       uint32 // the VNI for E-VPN
 	Description json.RawMessage
 	Port        dataplane.LocalPort
+	Direction   dataplane.Direction // VRF endpoints
 }
 
 // RouteCounts are an instance's route counters.
@@ -357,6 +451,9 @@ type RouteCounts struct {
 }
 
 func (in *instance) counts() RouteCounts {
+	if in.v != nil {
+		return in.v.counts()
+	}
 	s := in.e.rt.stats
 	adv := 0
 	if in.e.mcRoute != nil {
@@ -377,6 +474,10 @@ func (in *instance) counts() RouteCounts {
 
 // publishInfo rebuilds the snapshot (after API operations; loop only).
 func (in *instance) publishInfo() {
+	if in.v != nil {
+		in.publishVRFInfo()
+		return
+	}
 	e := in.e
 	info := &InstanceInfo{
 		Type: "EVI", VPNType: in.typ, Name: e.name, ID: e.id, ExternalID: e.externalID,
@@ -391,11 +492,16 @@ func (in *instance) publishInfo() {
 			Label: e.vni.vni, Description: ep.description, Port: ep.port,
 		})
 	}
+	info.Link = in.m.linkOfEVI(e.externalID)
 	in.info.Store(info)
 }
 
 // publishCounts refreshes only the counters (after route events).
 func (in *instance) publishCounts() {
+	if in.v != nil {
+		in.publishVRFInfo() // readvertised routes change with events too
+		return
+	}
 	old := in.info.Load()
 	info := *old
 	info.Routes = in.counts()
@@ -414,6 +520,8 @@ func (m *Manager) HasDriver(t Type) bool {
 	switch t {
 	case EVPN:
 		return m.cfg.EVPNDriver != nil
+	case IPVPN:
+		return m.cfg.IPVPNDriver != nil
 	}
 	return false
 }
@@ -427,7 +535,11 @@ func (m *Manager) InstanceDataplane(ctx context.Context, externalID string) (map
 	}
 	var info map[string]any
 	err := in.do(ctx, func() error {
-		info = in.e.dp.Info()
+		if in.v != nil {
+			info = in.v.dp.Info()
+		} else {
+			info = in.e.dp.Info()
+		}
 		return nil
 	})
 	if errors.Is(err, errStopped) {
