@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -155,6 +154,11 @@ func quote(args []string) []string {
 func report(args []string) int {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	out := fs.String("out", "", "write the markdown here (default: standard output)")
+	var notes []string
+	fs.Func("note", "a paragraph added after the machine description (repeatable)", func(s string) error {
+		notes = append(notes, s)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -181,9 +185,6 @@ func report(args []string) int {
 		defer f.Close()
 		w = f
 	}
-	scale.Markdown(w, rs)
-	if err := errors.Join(); err != nil {
-		return 1
-	}
+	scale.Markdown(w, rs, notes...)
 	return 0
 }

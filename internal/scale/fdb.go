@@ -22,7 +22,7 @@ type FDBWatch struct {
 	done chan struct{}
 
 	mu       sync.Mutex
-	last     time.Time // when the count last changed
+	last     time.Time           // when the count last changed
 	entries  map[uint64]struct{} // ifindex<<48 | MAC
 	vxlan    map[int]bool        // ifindex → is a VXLAN device
 	lost     bool

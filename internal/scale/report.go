@@ -164,8 +164,9 @@ func rate(v float64) string {
 }
 
 // Markdown renders results (any scenarios, any daemons) as the
-// BENCHMARKS.md document, with the commands that produced them.
-func Markdown(w io.Writer, rs []*Result) {
+// BENCHMARKS.md document, with the commands that produced them and notes
+// (one paragraph each) after the machine description.
+func Markdown(w io.Writer, rs []*Result, notes ...string) {
 	var commands []string
 	for _, r := range rs {
 		if r.Command != "" {
@@ -176,6 +177,9 @@ func Markdown(w io.Writer, rs []*Result) {
 	if len(rs) > 0 {
 		m := rs[0].Machine
 		fmt.Fprintf(w, "Machine: %s, %d cores, %s, %.1f GB RAM.\n\n", m.CPU, m.Cores, m.Kernel, float64(m.MemBytes)/(1<<30))
+	}
+	for _, n := range notes {
+		fmt.Fprintf(w, "%s\n\n", n)
 	}
 	fmt.Fprintf(w, "Each daemon runs in its own network namespace; bagpipe-scale is its BGP peer (route reflector) "+
 		"over a veth pair and drives it through the upstream REST API. RIB = the looking glass's "+
