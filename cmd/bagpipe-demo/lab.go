@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,174 +14,202 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bagpipe-go/bagpipe/internal/lab"
 )
 
-// node is one bagpipe-bgp compute node of the lab.
+// prefix starts the name of every namespace of the demo; down deletes
+// them all.
+const prefix = "bpdemo-"
+
+// node is one bagpipe-bgp compute node of the lab, in its own namespace.
 type node struct {
-	name    string
-	addr    string
-	apiPort int
-	vpn     string // the E-VPN its VM port is in
-	rt      string
-	mac, ip string
+	name string
+	ns   string
+	addr netip.Addr
+	conf string
+	http *http.Client
 }
 
-func (n *node) api() string { return "http://127.0.0.1:" + strconv.Itoa(n.apiPort) }
+// vm is a fake VM: a namespace made by bagpipe-rest-attach --port netns.
+type vm struct {
+	lab.VM
+	name string
+	node *node
+}
 
-type lab struct {
+type demoLab struct {
 	dir   string
 	bin   string
 	out   io.Writer
 	nodes []*node
+	vms   []*vm
 	rr    string // "gobgpd" or "bagpipe-fakerr"
 	procs []*exec.Cmd
 }
 
-const bgpPort = 17900
+func (l *demoLab) say(format string, a ...any) { fmt.Fprintf(l.out, format+"\n", a...) }
 
-func (l *lab) say(format string, a ...any) { fmt.Fprintf(l.out, format+"\n", a...) }
-
-// start runs a process in the background with its output in DIR/name.log
-// and its pid in DIR/name.pid.
-func (l *lab) start(name, path string, args ...string) error {
+// start runs a program in namespace ns in the background with its output
+// in DIR/name.log and its pid in DIR/name.pid ("ip netns exec" execs the
+// program: the pid is the program's).
+func (l *demoLab) start(name, ns, path string, args ...string) error {
 	logf, err := os.Create(filepath.Join(l.dir, name+".log"))
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(path, args...)
+	defer logf.Close()
+	cmd := lab.Command(ns, path, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the demo only: it tears down in order
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", path, err)
+		return fmt.Errorf("starting %s in namespace %s: %w", path, ns, err)
 	}
 	l.procs = append(l.procs, cmd)
 	return os.WriteFile(filepath.Join(l.dir, name+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
 }
 
-// down kills every process whose pid file is in the directory.
-func (l *lab) down() {
+// down kills every process whose pid file is in the directory, then
+// deletes every namespace of the demo (the VMs' too).
+func (l *demoLab) down() {
 	pids, _ := filepath.Glob(filepath.Join(l.dir, "*.pid"))
+	var alive []int
 	for _, p := range pids {
-		b, err := os.ReadFile(p)
-		if err == nil {
+		if b, err := os.ReadFile(p); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-				syscall.Kill(pid, syscall.SIGTERM)
-				for i := 0; i < 50 && syscall.Kill(pid, 0) == nil; i++ {
-					time.Sleep(100 * time.Millisecond)
-				}
-				syscall.Kill(pid, syscall.SIGKILL)
+				alive = append(alive, pid)
 			}
 		}
 		os.Remove(p)
 	}
+	lab.StopPIDs(alive, 5*time.Second)
 	for _, c := range l.procs {
 		c.Wait()
 	}
 	l.procs = nil
+	if err := lab.DeleteNamespaces(prefix, 5*time.Second); err != nil {
+		l.say("warning: %v", err)
+	}
 }
 
-func (l *lab) up(ctx context.Context) bool {
+// up builds the underlay, starts the route reflector and the nodes, and
+// attaches the VMs.
+func (l *demoLab) up(ctx context.Context) bool {
 	if err := os.MkdirAll(l.dir, 0o755); err != nil {
 		l.say("cannot create %s: %v", l.dir, err)
 		return false
 	}
-	l.nodes = []*node{
-		{name: "A", addr: "127.0.0.2", apiPort: 18082, vpn: "net1", rt: "64512:100", mac: "02:00:00:00:00:0a", ip: "10.1.0.10"},
-		{name: "B", addr: "127.0.0.3", apiPort: 18083, vpn: "net1", rt: "64512:100", mac: "02:00:00:00:00:0b", ip: "10.1.0.11"},
-		{name: "C", addr: "127.0.0.4", apiPort: 18084, vpn: "net2", rt: "64512:200", mac: "02:00:00:00:00:0c", ip: "10.1.0.12"},
+	u, err := lab.NewUnderlay(prefix)
+	if err != nil {
+		l.say("%v", err)
+		return false
 	}
-	if gobgpd, err := exec.LookPath("gobgpd"); err == nil {
+	rrNS, err := u.AddMachine("rr", lab.RRAddr)
+	if err != nil {
+		l.say("%v", err)
+		return false
+	}
+	names := []string{"A", "B", "C"}
+	gobgpd, lookErr := exec.LookPath("gobgpd")
+	if lookErr != nil {
+		names = names[:2] // fakerr joins exactly two speakers
+	}
+	var addrs []netip.Addr
+	for i, name := range names {
+		n := &node{name: name, addr: lab.NodeAddr(i + 1)}
+		if n.ns, err = u.AddMachine(name, n.addr); err != nil {
+			l.say("%v", err)
+			return false
+		}
+		n.http = lab.HTTPClient(n.ns, 10*time.Second)
+		l.nodes = append(l.nodes, n)
+		addrs = append(addrs, n.addr)
+	}
+	l.say("Underlay: switch namespace %s (bridge %s), 10.201.0.0/24", u.Switch, lab.SwitchBridge)
+	if lookErr == nil {
 		l.rr = "gobgpd"
 		conf := filepath.Join(l.dir, "gobgpd.toml")
-		var b strings.Builder
-		fmt.Fprintf(&b, "[global.config]\n  as = 64512\n  router-id = \"127.0.0.1\"\n  port = %d\n  local-address-list = [\"127.0.0.1\"]\n", bgpPort)
-		for _, n := range l.nodes {
-			fmt.Fprintf(&b, "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = %q\n    peer-as = 64512\n", n.addr)
-			fmt.Fprintf(&b, "  [neighbors.transport.config]\n    passive-mode = true\n    local-address = \"127.0.0.1\"\n")
-			fmt.Fprintf(&b, "  [neighbors.route-reflector.config]\n    route-reflector-client = true\n    route-reflector-cluster-id = \"127.0.0.1\"\n")
-			for _, f := range []string{"l2vpn-evpn", "l3vpn-ipv4-unicast", "rtc"} {
-				fmt.Fprintf(&b, "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = %q\n", f)
-			}
-		}
-		if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(lab.GoBGPConf(lab.RRAddr, addrs)), 0o644); err != nil {
 			l.say("%v", err)
 			return false
 		}
-		if err := l.start("gobgpd", gobgpd, "-f", conf, "-t", "toml", "--api-hosts", "127.0.0.1:17901", "-p", "--pprof-disable"); err != nil {
-			l.say("%v", err)
-			return false
-		}
+		err = l.start("gobgpd", rrNS, gobgpd, lab.GoBGPArgs(conf)...)
 	} else {
 		l.rr = "bagpipe-fakerr"
-		l.nodes = l.nodes[:2] // fakerr joins exactly two speakers
-		l.nodes[1].vpn, l.nodes[1].rt = "net1", "64512:100"
-		if err := l.start("fakerr", filepath.Join(l.bin, "bagpipe-fakerr"), "--host", "127.0.0.1", "--port", strconv.Itoa(bgpPort)); err != nil {
-			l.say("%v", err)
-			return false
-		}
+		err = l.start("fakerr", rrNS, filepath.Join(l.bin, "bagpipe-fakerr"), "--host", lab.RRAddr.String(), "--port", "179")
 	}
-	l.say("Route reflector: %s on 127.0.0.1:%d", l.rr, bgpPort)
+	if err != nil {
+		l.say("%v", err)
+		return false
+	}
+	l.say("Route reflector: %s in namespace %s, %s:179", l.rr, rrNS, lab.RRAddr)
 	for _, n := range l.nodes {
-		conf := filepath.Join(l.dir, "bgp-"+n.name+".conf")
-		text := fmt.Sprintf("[BGP]\nlocal_address = %s\npeers = 127.0.0.1\nmy_as = 64512\nbgp_port = %d\nconnect_retry = 1\n\n[API]\nhost = 127.0.0.1\nport = %d\n\n[DATAPLANE_DRIVER_EVPN]\ndataplane_driver = dummy\n",
-			n.addr, bgpPort, n.apiPort)
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		n.conf = filepath.Join(l.dir, "bgp-"+n.name+".conf")
+		if err := os.WriteFile(n.conf, []byte(lab.BagpipeConf(n.addr, lab.RRAddr, "linux")), 0o644); err != nil {
 			l.say("%v", err)
 			return false
 		}
-		if err := l.start("bagpipe-bgp-"+n.name, filepath.Join(l.bin, "bagpipe-bgp"), "--config-file", conf); err != nil {
+		if err := l.start("bagpipe-bgp-"+n.name, n.ns, filepath.Join(l.bin, "bagpipe-bgp"), "--config-file", n.conf); err != nil {
 			l.say("%v", err)
 			return false
 		}
-		l.say("Node %s: bagpipe-bgp on %s, REST API %s (log %s)", n.name, n.addr, n.api(), filepath.Join(l.dir, "bagpipe-bgp-"+n.name+".log"))
+		l.say("Node %s: namespace %s, bagpipe-bgp on %s (linux E-VPN driver), REST API 127.0.0.1:%d in the namespace, log %s",
+			n.name, n.ns, n.addr, lab.APIPort, filepath.Join(l.dir, "bagpipe-bgp-"+n.name+".log"))
 	}
 	for _, n := range l.nodes {
-		if !l.wait(ctx, 30*time.Second, func() bool {
-			v, err := getJSON(n.api() + "/looking-glass/summary/BGP_established_peers")
-			return err == nil && v == 1.0
+		if !l.wait(ctx, 60*time.Second, func() bool {
+			var v any
+			return n.getJSON("/looking-glass/summary/BGP_established_peers", &v) == nil && v == 1.0
 		}) {
 			l.say("node %s did not establish its BGP session; see its log", n.name)
 			return false
 		}
 	}
 	l.say("All nodes have an established BGP session with the route reflector.\n")
-	for _, n := range l.nodes {
-		body := map[string]any{"vpn_type": "evpn", "vpn_instance_id": n.vpn, "mac_address": n.mac, "ip_address": n.ip,
-			"local_port": "tap-vm-" + strings.ToLower(n.name), "import_rt": n.rt, "export_rt": n.rt}
-		if err := postJSON(n.api()+"/attach_localport", body); err != nil {
-			l.say("attach on node %s: %v", n.name, err)
+	last := l.nodes[len(l.nodes)-1]
+	l.vms = []*vm{
+		l.newVM("vm1", l.nodes[0], "net1", "64512:100", "10.10.0.1/24"),
+		l.newVM("vm2", l.nodes[1], "net1", "64512:100", "10.10.0.2/24"),
+		l.newVM("vm3", l.nodes[1], "net2", "64512:200", "10.10.0.3/24"),
+		l.newVM("vm4", last, "net2", "64512:200", "10.10.0.4/24"),
+	}
+	if last == l.nodes[1] { // two nodes: net2 spans A and B too
+		l.vms[3].node, l.vms[3].Node, l.vms[3].ConfigFile = l.nodes[0], l.nodes[0].ns, l.nodes[0].conf
+	}
+	restAttach := filepath.Join(l.bin, "bagpipe-rest-attach")
+	for _, v := range l.vms {
+		if out, err := v.RestAttach(restAttach, true); err != nil {
+			l.say("attaching %s: %v", v.name, err)
 			return false
+		} else if err := os.WriteFile(filepath.Join(l.dir, "rest-attach-"+v.name+".log"), []byte(out), 0o644); err != nil {
+			l.say("%v", err)
 		}
-		l.say("Attached VM %s (%s) on node %s to E-VPN %s (route target %s)", n.mac, n.ip, n.name, n.vpn, n.rt)
+		l.say("VM %s (namespace %s, %s) on node %s in E-VPN %s (route target %s):\n  ip netns exec %s bagpipe-rest-attach %s",
+			v.name, v.NS, v.IP, v.node.name, v.Network, v.RT, v.node.ns, strings.Join(v.RestAttachArgs(true), " "))
 	}
 	return true
 }
 
-func (l *lab) wait(ctx context.Context, d time.Duration, cond func() bool) bool {
+func (l *demoLab) newVM(name string, n *node, network, rt, ip string) *vm {
+	return &vm{name: name, node: n, VM: lab.VM{Node: n.ns, NS: prefix + name, Network: network, RT: rt,
+		IP: netip.MustParsePrefix(ip), ConfigFile: n.conf}}
+}
+
+func (l *demoLab) wait(ctx context.Context, d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if cond() {
 			return true
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 	return false
 }
 
-// fdb returns the remote MACs an E-VPN instance of a node programmed
-// (MAC → "vtep/vni"), read from the looking glass.
-func fdb(n *node, vpn string) map[string]string {
-	v, err := getJSON(n.api() + "/looking-glass/vpns/instances/" + vpn + "/dataplane/fdb")
-	out := map[string]string{}
-	if m, ok := v.(map[string]any); ok && err == nil {
-		for k, x := range m {
-			out[k], _ = x.(string)
-		}
-	}
-	return out
-}
-
-func (l *lab) runChecks(ctx context.Context) bool {
+// runChecks pings between the VMs: every pair in one E-VPN must answer
+// (after a warm-up: the first packets wait for ARP and flooding), no pair
+// across the two E-VPNs, although they share a subnet.
+func (l *demoLab) runChecks(ctx context.Context) bool {
 	l.say("\nChecks:")
 	ok := true
 	report := func(pass bool, format string, a ...any) {
@@ -191,25 +219,26 @@ func (l *lab) runChecks(ctx context.Context) bool {
 		}
 		l.say("  [%s] %s", mark, fmt.Sprintf(format, a...))
 	}
-	for _, n := range l.nodes {
-		for _, m := range l.nodes {
-			if m == n {
+	for _, v := range l.vms {
+		for _, w := range l.vms {
+			if v == w || v.Network != w.Network {
 				continue
 			}
-			if m.vpn == n.vpn {
-				got := l.wait(ctx, 20*time.Second, func() bool { return strings.HasPrefix(fdb(n, n.vpn)[m.mac], m.addr+"/") })
-				report(got, "node %s learned VM %s of node %s (same E-VPN %s) with VTEP %s", n.name, m.mac, m.name, n.vpn, m.addr)
+			got := l.wait(ctx, 60*time.Second, func() bool { n, _ := lab.Ping(v.NS, w.IP.Addr(), 1, 1); return n == 1 })
+			if got {
+				n, _ := lab.Ping(v.NS, w.IP.Addr(), 3, 2)
+				got = n == 3
 			}
+			report(got, "%s (node %s) pings %s (node %s), both in E-VPN %s", v.name, v.node.name, w.name, w.node.name, v.Network)
 		}
 	}
-	time.Sleep(time.Second)
-	for _, n := range l.nodes {
-		for _, m := range l.nodes {
-			if m == n || m.vpn == n.vpn {
+	for _, v := range l.vms {
+		for _, w := range l.vms {
+			if v.Network == w.Network {
 				continue
 			}
-			_, leaked := fdb(n, n.vpn)[m.mac]
-			report(!leaked, "node %s did not learn VM %s of node %s (other E-VPN %s)", n.name, m.mac, m.name, m.vpn)
+			n, _ := lab.Ping(v.NS, w.IP.Addr(), 2, 1)
+			report(n == 0, "%s (%s) cannot reach %s (%s, node %s): other E-VPN, same subnet", v.name, v.Network, w.name, w.Network, w.node.name)
 		}
 	}
 	if ok {
@@ -220,45 +249,29 @@ func (l *lab) runChecks(ctx context.Context) bool {
 	return ok
 }
 
-func (l *lab) printNext() {
-	a := l.nodes[0]
-	l.say("\nWhat to look at next:")
-	l.say("  curl -s %s/looking-glass/summary", a.api())
-	l.say("  curl -s %s/looking-glass/bgp/peers/127.0.0.1", a.api())
-	l.say("  curl -s %s/looking-glass/vpns/instances/%s/best_routes", a.api(), a.vpn)
-	l.say("  curl -s %s/looking-glass/vpns/instances/%s/dataplane", a.api(), a.vpn)
+func (l *demoLab) printNext() {
+	a, v1, v2 := l.nodes[0], l.vms[0], l.vms[1]
+	l.say("\nWhat to look at next (as root):")
+	l.say("  ip netns exec %s ping %s", v1.NS, v2.IP.Addr())
+	l.say("  ip netns exec %s %s vpns instances net1 dataplane", a.ns, filepath.Join(l.bin, "bagpipe-looking-glass"))
+	l.say("  ip netns exec %s curl -s 127.0.0.1:%d/looking-glass/vpns/instances/net1/best_routes", a.ns, lab.APIPort)
+	l.say("  ip -n %s -d link show type vxlan; bridge -n %s fdb show | grep dst", a.ns, a.ns)
 	if l.rr == "gobgpd" {
-		l.say("  gobgp -p 17901 global rib -a evpn      # the route reflector's view")
+		l.say("  ip netns exec %srr gobgp global rib -a evpn      # the route reflector's view", prefix)
 	}
 	l.say("  logs and configurations: %s", l.dir)
 }
 
-func getJSON(url string) (any, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	var v any
-	return v, json.Unmarshal(b, &v)
-}
-
-func postJSON(url string, body any) error {
-	b, _ := json.Marshal(body)
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Post(url, "application/json", bytes.NewReader(b))
+// getJSON reads a looking glass path of the node through its namespace.
+func (n *node) getJSON(path string, v any) error {
+	resp, err := n.http.Get("http://127.0.0.1:" + strconv.Itoa(lab.APIPort) + path)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
+	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		return fmt.Errorf("%s: %s", resp.Status, out)
+		return fmt.Errorf("%s: %s", resp.Status, b)
 	}
-	return nil
+	return json.Unmarshal(b, v)
 }

@@ -1,7 +1,9 @@
-// Command bagpipe-demo brings up a small bagpipe lab on one machine: a
-// route reflector (gobgpd when installed, else bagpipe-fakerr) and several
-// bagpipe-bgp "compute nodes", attaches VM ports to two E-VPNs, and shows
-// which node learned what. See --help.
+// Command bagpipe-demo brings up a small bagpipe lab on one machine, made
+// of network namespaces: an underlay switch, a route reflector (gobgpd
+// when installed, else bagpipe-fakerr) and bagpipe-bgp "compute nodes"
+// with the linux E-VPN dataplane (bridge + VXLAN); fake VMs made by
+// bagpipe-rest-attach --port netns in two E-VPNs sharing one subnet; then
+// it pings between the VMs. See --help.
 package main
 
 import (
@@ -13,25 +15,33 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/bagpipe-go/bagpipe/internal/lab"
 )
 
-const help = `bagpipe-demo: run a multi-node bagpipe lab on this machine.
+const help = `bagpipe-demo: run a multi-node bagpipe lab on this machine (as root).
 
 Usage:
   bagpipe-demo [--check] [--dir DIR]   bring the lab up, run the checks, and
                                        (without --check) stay up until Ctrl-C
   bagpipe-demo down [--dir DIR]        remove what a crashed demo left behind
 
-The lab: a route reflector on 127.0.0.1 (gobgpd if installed, otherwise
-bagpipe-fakerr with two nodes), bagpipe-bgp nodes on 127.0.0.2, 127.0.0.3,
-127.0.0.4, E-VPN "net1" (route target 64512:100) with a port on node A and
-one on node B, and E-VPN "net2" (64512:200) with a port on node C. The
-checks show that A and B learn each other's MAC/IP and flooding routes over
-BGP and that C, in another E-VPN, learns none of them.
+The lab is made of network namespaces named bpdemo-*: a switch (bpdemo-sw)
+joining an underlay LAN 10.201.0.0/24; a route reflector in bpdemo-rr
+(10.201.0.254; gobgpd if installed, otherwise bagpipe-fakerr with two
+nodes); compute nodes bpdemo-A, bpdemo-B, bpdemo-C (10.201.0.1, .2, .3),
+each running bagpipe-bgp with the linux E-VPN dataplane (a bridge and a
+VXLAN device per E-VPN). VMs are namespaces made by
+"bagpipe-rest-attach --port netns" on the nodes: E-VPN net1 (route target
+64512:100) has vm1 on A (10.10.0.1) and vm2 on B (10.10.0.2); E-VPN net2
+(64512:200) reuses the subnet with vm3 on B (10.10.0.3) and vm4 on C
+(10.10.0.4; on A with two nodes). The checks ping every pair of VMs: the
+VMs of one E-VPN reach each other over VXLAN, the two E-VPNs are isolated.
 
 With --check the demo exits after the checks: status 0 if all passed.
 Files (configurations, logs, pid files) go to DIR (default
-/tmp/bagpipe-demo).
+/tmp/bagpipe-demo). "down" kills the processes of DIR's pid files and
+deletes every bpdemo-* namespace.
 
 Flags:
 `
@@ -61,7 +71,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bagpipe-demo: %v\n", err)
 		os.Exit(1)
 	}
-	l := &lab{dir: *dir, bin: filepath.Dir(exe), out: os.Stdout}
+	if err := lab.CheckTools(); err != nil {
+		fmt.Fprintf(os.Stderr, "bagpipe-demo: %v\n", err)
+		if os.Geteuid() != 0 {
+			fmt.Fprintln(os.Stderr, "bagpipe-demo creates network namespaces, veths, bridges and VXLAN devices: try sudo make demo")
+		}
+		os.Exit(1)
+	}
+	l := &demoLab{dir: *dir, bin: filepath.Dir(exe), out: os.Stdout}
 	if down {
 		l.down()
 		return

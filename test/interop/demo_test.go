@@ -10,7 +10,9 @@ import (
 )
 
 // TestDemoCheck runs `bagpipe-demo --check` (what `make demo-check` runs):
-// the lab must come up, every check pass, and everything be torn down.
+// the lab (network namespaces, linux E-VPN dataplane, VMs pinging) must
+// come up, every check pass, and everything be torn down: no pid file, no
+// bpdemo-* namespace left.
 func TestDemoCheck(t *testing.T) {
 	bin := testenv.BuildBinaries(t)
 	dir := t.TempDir()
@@ -23,5 +25,13 @@ func TestDemoCheck(t *testing.T) {
 	}
 	if pids, _ := filepath.Glob(filepath.Join(dir, "*.pid")); len(pids) != 0 {
 		t.Fatalf("demo left pid files behind: %v", pids)
+	}
+	if nss, _ := filepath.Glob("/run/netns/bpdemo-*"); len(nss) != 0 {
+		t.Fatalf("demo left namespaces behind: %v", nss)
+	}
+	for _, want := range []string{"pings vm2", "cannot reach vm3"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out)
+		}
 	}
 }
