@@ -130,6 +130,11 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest) error {
 			return err
 		}
 	}
+	if req.LocalPort.EVPN != "" {
+		if in := m.lookup(req.LocalPort.EVPN); in == nil || in.typ != EVPN {
+			return clientErr(400, "local_port.evpn: E-VPN instance %s does not exist; attach its endpoints first", req.LocalPort.EVPN)
+		}
+	}
 	for {
 		in, err := m.getOrCreate(req)
 		if err != nil {
@@ -137,6 +142,13 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest) error {
 		}
 		if req.LocalPort.EVPN != "" {
 			if err := m.linkEVI(ctx, in, &req); err != nil {
+				// Do not keep a VRF this attach just created empty.
+				_ = in.do(ctx, func() error {
+					if len(in.base().endpoints) == 0 && (in.v == nil || in.v.redirectFor == 0) {
+						return in.shutdown()
+					}
+					return nil
+				})
 				return err
 			}
 		}
