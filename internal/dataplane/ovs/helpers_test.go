@@ -1,0 +1,281 @@
+package ovs
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bagpipe-go/bagpipe/internal/dataplane"
+	"github.com/bagpipe-go/bagpipe/internal/route"
+)
+
+// These tests start private Open vSwitch instances (userspace datapath)
+// in throwaway network namespaces: they need root and the
+// openvswitch-switch package, and fail, never skip, without them. Every
+// daemon is killed by pidfile and every namespace deleted on cleanup.
+
+var nsSeq atomic.Int64
+
+// requireTools fails the test unless we are root and every tool exists.
+func requireTools(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("these tests need root (network namespaces and Open vSwitch daemons)")
+	}
+	for _, tool := range []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ip", "ping", "ethtool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: install openvswitch-switch, iproute2, iputils-ping and ethtool (.ci/run does): %v", tool, err)
+		}
+	}
+}
+
+// sh runs a command and fails the test with its output on error.
+func sh(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newNS creates a named network namespace with lo up, deleted on cleanup.
+func newNS(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("bpovs%d-%d", os.Getpid(), nsSeq.Add(1))
+	sh(t, "ip", "netns", "add", name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("deleting namespace %s: %v %s", name, err, out)
+		}
+	})
+	sh(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+// ovsInstance is a private ovsdb-server + ovs-vswitchd (ovs-inst.sh).
+type ovsInstance struct {
+	dir, ns string
+}
+
+func (o *ovsInstance) db() string { return "unix:" + filepath.Join(o.dir, "db.sock") }
+
+// vsctl runs ovs-vsctl against the instance.
+func (o *ovsInstance) vsctl(t testing.TB, args ...string) string {
+	t.Helper()
+	return strings.TrimSpace(sh(t, "ovs-vsctl", append([]string{"--timeout=20", "--db=" + o.db()}, args...)...))
+}
+
+// ofctl runs ovs-ofctl -O OpenFlow15 against the instance.
+func (o *ovsInstance) ofctl(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("ovs-ofctl", append([]string{"-O", "OpenFlow15"}, args...)...)
+	cmd.Env = append(os.Environ(), "OVS_RUNDIR="+o.dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ovs-ofctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// trace runs ofproto/trace on bridge br for flow.
+func (o *ovsInstance) trace(t testing.TB, br, flow string) string {
+	t.Helper()
+	return sh(t, "ovs-appctl", "-t", filepath.Join(o.dir, "ovs-vswitchd.ctl"), "ofproto/trace", br, flow)
+}
+
+// startOVS starts an instance in namespace ns (ovs-inst.sh from Go).
+func startOVS(t testing.TB, ns string) *ovsInstance {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "bpovs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &ovsInstance{dir: dir, ns: ns}
+	t.Cleanup(func() {
+		for _, p := range []string{"ovs-vswitchd", "ovsdb-server"} {
+			killPidfile(t, filepath.Join(dir, p+".pid"))
+		}
+		if t.Failed() {
+			if log, err := os.ReadFile(filepath.Join(dir, "ovs-vswitchd.log")); err == nil {
+				t.Logf("ovs-vswitchd.log (%s):\n%s", ns, tail(string(log), 40))
+			}
+		}
+		os.RemoveAll(dir)
+	})
+	sh(t, "ovsdb-tool", "create", filepath.Join(dir, "conf.db"), "/usr/share/openvswitch/vswitch.ovsschema")
+	env := []string{"OVS_RUNDIR=" + dir, "OVS_DBDIR=" + dir, "OVS_LOGDIR=" + dir, "OVS_SYSCONFDIR=" + dir}
+	daemon := func(name string, args ...string) {
+		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("starting %s: %v\n%s", name, err, out)
+		}
+	}
+	daemon("ovsdb-server", filepath.Join(dir, "conf.db"), "--remote=punix:"+filepath.Join(dir, "db.sock"),
+		"--pidfile="+filepath.Join(dir, "ovsdb-server.pid"), "--unixctl="+filepath.Join(dir, "ovsdb-server.ctl"),
+		"--log-file="+filepath.Join(dir, "ovsdb-server.log"), "--detach", "--no-chdir")
+	sh(t, "ovs-vsctl", "--db="+o.db(), "--no-wait", "init")
+	daemon("ovs-vswitchd", o.db(), "--pidfile="+filepath.Join(dir, "ovs-vswitchd.pid"),
+		"--unixctl="+filepath.Join(dir, "ovs-vswitchd.ctl"), "--log-file="+filepath.Join(dir, "ovs-vswitchd.log"),
+		"--detach", "--no-chdir")
+	return o
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// killPidfile terminates the daemon whose pid is in file and waits for it.
+func killPidfile(t testing.TB, file string) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 100; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// addBridge creates a netdev bridge.
+func (o *ovsInstance) addBridge(t testing.TB, br string) {
+	t.Helper()
+	o.vsctl(t, "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev")
+}
+
+// newTestDriver creates a driver on instance o with opts (bridge,
+// database and run directory filled in) and resets its state.
+func newTestDriver(t testing.TB, o *ovsInstance, opts Options) *Driver {
+	t.Helper()
+	if opts.Bridge == "" {
+		opts.Bridge = "br-mpls"
+	}
+	opts.DB, opts.RunDir, opts.NetNS = o.db(), o.dir, o.ns
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := d.ResetState(); err != nil {
+		t.Fatalf("ResetState: %v", err)
+	}
+	return d
+}
+
+func mustMAC(t testing.TB, s string) route.MAC {
+	t.Helper()
+	m, err := route.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// node is one "compute node" of a two-node lab: a namespace with its own
+// OVS, br-phy holding the underlay with the node's IP, br-mpls for the
+// driver, and a VM namespace whose eth0 is plugged through veth "v<n>".
+type node struct {
+	ns, vm   string
+	ovs      *ovsInstance
+	underlay netip.Addr
+	vmIP     netip.Prefix
+	vmMAC    string
+	vmPort   string // the host side of the VM veth
+	gateway  netip.Addr
+}
+
+// newLab builds two nodes A (10.200.0.1, VM 10.1.1.10/24) and B
+// (10.200.0.2, VM 10.2.2.10/24) joined by an underlay veth.
+func newLab(t *testing.T) (a, b *node) {
+	t.Helper()
+	a = &node{ns: newNS(t), vm: newNS(t), underlay: netip.MustParseAddr("10.200.0.1"),
+		vmIP: netip.MustParsePrefix("10.1.1.10/24"), vmMAC: "02:00:00:00:0a:0a", vmPort: "vA",
+		gateway: netip.MustParseAddr("10.1.1.1")}
+	b = &node{ns: newNS(t), vm: newNS(t), underlay: netip.MustParseAddr("10.200.0.2"),
+		vmIP: netip.MustParsePrefix("10.2.2.10/24"), vmMAC: "02:00:00:00:0b:0b", vmPort: "vB",
+		gateway: netip.MustParseAddr("10.2.2.1")}
+	sh(t, "ip", "link", "add", "uA", "netns", a.ns, "type", "veth", "peer", "name", "uB", "netns", b.ns)
+	for _, n := range []*node{a, b} {
+		u := "u" + n.vmPort[1:]
+		sh(t, "ip", "-n", n.ns, "link", "set", u, "up")
+		sh(t, "ip", "link", "add", n.vmPort, "netns", n.ns, "type", "veth", "peer", "name", "eth0", "netns", n.vm)
+		sh(t, "ip", "-n", n.ns, "link", "set", n.vmPort, "up")
+		sh(t, "ip", "-n", n.vm, "link", "set", "eth0", "address", n.vmMAC, "mtu", "1400", "up")
+		sh(t, "ip", "-n", n.vm, "addr", "add", n.vmIP.String(), "dev", "eth0")
+		sh(t, "ip", "-n", n.vm, "route", "add", "default", "via", n.gateway.String())
+		// The userspace datapath does not complete partial checksums.
+		sh(t, "ip", "netns", "exec", n.vm, "ethtool", "-K", "eth0", "tx", "off")
+		sh(t, "ip", "netns", "exec", n.ns, "ethtool", "-K", n.vmPort, "tx", "off")
+		sh(t, "ip", "netns", "exec", n.ns, "ethtool", "-K", u, "tx", "off")
+		n.ovs = startOVS(t, n.ns)
+		n.ovs.addBridge(t, "br-phy")
+		n.ovs.vsctl(t, "add-port", "br-phy", u)
+		sh(t, "ip", "-n", n.ns, "addr", "add", n.underlay.String()+"/24", "dev", "br-phy")
+		sh(t, "ip", "-n", n.ns, "link", "set", "br-phy", "up")
+		n.ovs.addBridge(t, "br-mpls")
+	}
+	return a, b
+}
+
+// vrfConfig is node n's VRF 1 with local label.
+func (n *node) vrfConfig() dataplane.VRFConfig {
+	return dataplane.VRFConfig{InstanceID: 1, ExternalID: "vpn-" + n.ns, Label: 0, LocalAddress: n.underlay,
+		GatewayIP: n.gateway, PrefixLen: n.vmIP.Bits()}
+}
+
+// ping pings dst from n's VM: a warm-up round first (the first packet to
+// a new tunnel destination is lost while OVS resolves ARP), then a round
+// that must succeed. It returns the output of the successful round.
+func (n *node) ping(t *testing.T, dst netip.Addr) string {
+	t.Helper()
+	var out []byte
+	var err error
+	for i := 0; i < 5; i++ {
+		out, err = exec.Command("ip", "netns", "exec", n.vm, "ping", "-c", "2", "-i", "0.2", "-W", "2", dst.String()).CombinedOutput()
+		if err == nil {
+			return string(out)
+		}
+	}
+	t.Fatalf("ping %s from %s: %v\n%s", dst, n.vm, err, out)
+	return ""
+}
+
+// datapathFlow returns the datapath flow (dpctl/dump-flows) that
+// contains every string of want, failing if there is none.
+func (o *ovsInstance) datapathFlow(t testing.TB, want ...string) string {
+	t.Helper()
+	out := sh(t, "ovs-appctl", "-t", filepath.Join(o.dir, "ovs-vswitchd.ctl"), "dpctl/dump-flows")
+	for _, l := range strings.Split(out, "\n") {
+		if !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(l, w) }) {
+			return l
+		}
+	}
+	t.Fatalf("no datapath flow contains all of %q:\n%s", want, out)
+	return ""
+}
