@@ -233,3 +233,6 @@ func fixedIP(p obj) string {
 	}
 	return str(l[0].(obj), "ip_address")
 }
+
+// httpClient is for polls that must not hang.
+var httpClient = &http.Client{Timeout: 5 * time.Second}
