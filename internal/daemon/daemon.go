@@ -20,6 +20,8 @@ import (
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/dataplane/dummy"
 	"github.com/bagpipe-go/bagpipe/internal/dataplane/linux"
+	"github.com/bagpipe-go/bagpipe/internal/dataplane/linuxipvpn"
+	"github.com/bagpipe-go/bagpipe/internal/dataplane/veth"
 	"github.com/bagpipe-go/bagpipe/internal/engine"
 	"github.com/bagpipe-go/bagpipe/internal/vpn"
 )
@@ -38,7 +40,9 @@ type Daemon struct {
 	API    *api.Server
 	Start  time.Time
 
-	evpnDriver dataplane.EVPNDriver
+	evpnDriver  dataplane.EVPNDriver
+	ipvpnDriver dataplane.IPVPNDriver
+	veths       *veth.Netlink // nil with dummy dataplanes
 }
 
 // New builds the daemon from a parsed configuration. logs receives a copy
@@ -65,16 +69,35 @@ func New(cfg *config.Config, log *slog.Logger, logs *lg.LogBuffer) (*Daemon, err
 	if err != nil {
 		return nil, err
 	}
+	d.ipvpnDriver, err = newIPVPNDriver(cfg, log)
+	if err != nil {
+		d.closeDrivers()
+		return nil, err
+	}
+	// E-VPN ↔ IP VPN veths (reference §5.5): real ones as soon as either
+	// dataplane is a real one, recorded only with dummy dataplanes.
+	var links vpn.Links = veth.NewRecorder()
+	if cfg.EVPN.Driver != config.DriverDummy || cfg.IPVPN.Driver != config.DriverDummy {
+		if d.veths, err = veth.New("", log); err != nil {
+			d.closeDrivers()
+			return nil, err
+		}
+		links = d.veths
+	}
 	host, _ := os.Hostname()
 	d.VPN, err = vpn.NewManager(vpn.ManagerConfig{
 		Engine:                d.Engine,
 		LocalAddress:          cfg.BGP.LocalAddress,
 		DataplaneLocalAddress: cfg.EVPN.LocalAddress,
+		IPVPNLocalAddress:     cfg.IPVPN.LocalAddress,
 		EVPNDriver:            d.evpnDriver,
+		IPVPNDriver:           d.ipvpnDriver,
+		Links:                 links,
 		Log:                   log,
 		Hostname:              host,
 	})
 	if err != nil {
+		d.closeDrivers()
 		return nil, err
 	}
 	d.API = api.New(api.Config{Backend: backend{d.VPN}, LookingGlass: d.lookingGlass(), Log: log})
@@ -101,6 +124,42 @@ func newEVPNDriver(cfg *config.Config, log *slog.Logger) (dataplane.EVPNDriver, 
 		return drv, nil
 	}
 	return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_EVPN] dataplane_driver = %q: this driver is not available yet in this build; use \"dummy\" or \"linux\"", cfg.File, cfg.EVPN.Driver)
+}
+
+// newIPVPNDriver instantiates the configured IP VPN dataplane driver
+// ([DATAPLANE_DRIVER_IPVPN] dataplane_driver).
+func newIPVPNDriver(cfg *config.Config, log *slog.Logger) (dataplane.IPVPNDriver, error) {
+	switch cfg.IPVPN.Driver {
+	case config.DriverDummy:
+		return dummy.NewIPVPN(dummy.Options{Log: log}), nil
+	case config.DriverLinux:
+		opts, err := linuxipvpn.OptionsFromConfig(linuxipvpn.Options{
+			LocalAddress: cfg.IPVPN.LocalAddress,
+			Log:          log,
+		}, cfg.IPVPN.Options)
+		if err != nil {
+			return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_IPVPN] %w", cfg.File, err)
+		}
+		drv, err := linuxipvpn.New(opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_IPVPN] dataplane_driver = linux: %w", cfg.File, err)
+		}
+		return drv, nil
+	}
+	return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_IPVPN] dataplane_driver = %q: this driver is not available yet in this build; use \"dummy\" or \"linux\"", cfg.File, cfg.IPVPN.Driver)
+}
+
+// closeDrivers releases the dataplane drivers and the veth handle.
+func (d *Daemon) closeDrivers() {
+	if d.evpnDriver != nil {
+		d.evpnDriver.Close()
+	}
+	if d.ipvpnDriver != nil {
+		d.ipvpnDriver.Close()
+	}
+	if d.veths != nil {
+		d.veths.Close()
+	}
 }
 
 // backend adapts the VPN manager to the REST layer.
@@ -164,8 +223,6 @@ func (d *Daemon) RunWithListener(ctx context.Context, ln net.Listener) error {
 	d.Engine.Sync()
 	stopEngine()
 	<-engDone
-	if d.evpnDriver != nil {
-		d.evpnDriver.Close()
-	}
+	d.closeDrivers()
 	return runErr
 }

@@ -168,7 +168,8 @@ func TestLookingGlassTree(t *testing.T) {
 		t.Fatalf("workers = %v", workers)
 	}
 	mustGet(t, lg+"/bgp/workers/EVI-2")
-	if ids := mustGet(t, lg+"/vpns/dataplane/drivers").([]any); len(ids) != 1 || field(t, ids[0], "id") != "evpn" {
+	// Upstream's order: ipvpn, evpn (reference §2.6).
+	if ids := mustGet(t, lg+"/vpns/dataplane/drivers").([]any); len(ids) != 2 || field(t, ids[0], "id") != "ipvpn" || field(t, ids[1], "id") != "evpn" {
 		t.Fatalf("drivers = %v", ids)
 	}
 	mustGet(t, lg+"/vpns/dataplane/drivers/evpn")

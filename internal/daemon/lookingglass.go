@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"sort"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/bagpipe-go/bagpipe/internal/api/lg"
 	"github.com/bagpipe-go/bagpipe/internal/bgp"
+	"github.com/bagpipe-go/bagpipe/internal/config"
+	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/route"
 	"github.com/bagpipe-go/bagpipe/internal/vpn"
 )
@@ -286,23 +289,33 @@ func (d *Daemon) vpnsNode() lg.Node {
 	drivers := lg.Funcs{
 		ListFunc: func(ctx context.Context) ([]lg.Item, error) {
 			var items []lg.Item
+			if d.ipvpnDriver != nil {
+				items = append(items, lg.Item{ID: "ipvpn"})
+			}
 			if d.evpnDriver != nil {
 				items = append(items, lg.Item{ID: "evpn"})
 			}
 			return items, nil
 		},
 		GetFunc: func(ctx context.Context, id string) (lg.Node, bool) {
-			if id != "evpn" || d.evpnDriver == nil {
+			var drv dataplane.Driver
+			var dc config.Dataplane
+			switch {
+			case id == "evpn" && d.evpnDriver != nil:
+				drv, dc = d.evpnDriver, d.Config.EVPN
+			case id == "ipvpn" && d.ipvpnDriver != nil:
+				drv, dc = d.ipvpnDriver, d.Config.IPVPN
+			default:
 				return nil, false
 			}
 			return &lg.Object{LocalFunc: func(ctx context.Context, _ lg.Ref) (map[string]any, error) {
 				info := map[string]any{
-					"name":             d.evpnDriver.Name(),
-					"local_address":    addrString(d.Config.EVPN.LocalAddress),
-					"supported_encaps": encapNames(d.evpnDriver.Encaps()),
-					"config":           d.Config.EVPN.Options,
+					"name":             drv.Name(),
+					"local_address":    addrString(dc.LocalAddress),
+					"supported_encaps": encapNames(drv.Encaps()),
+					"config":           dc.Options,
 				}
-				for k, v := range d.evpnDriver.Info() {
+				for k, v := range drv.Info() {
 					info[k] = v
 				}
 				return info, nil
@@ -350,6 +363,8 @@ func rtStrings(rts []route.RT) []string {
 }
 
 func (d *Daemon) instanceNode(id string) lg.Node {
+	in, _ := d.VPN.Instance(id)
+	isVRF := in.Type == "VRF"
 	routesEntry := func(best bool) lg.Entry {
 		return lg.SubtreeEntry(func(ctx context.Context, ref lg.Ref) (any, error) {
 			received, bests, err := d.VPN.InstanceRoutes(ctx, id)
@@ -369,13 +384,19 @@ func (d *Daemon) instanceNode(id string) lg.Node {
 			return out, nil
 		})
 	}
-	return &lg.Object{
+	node := &lg.Object{
 		LocalFunc: func(ctx context.Context, ref lg.Ref) (map[string]any, error) {
 			in, ok := d.VPN.Instance(id)
 			if !ok {
 				return nil, &lg.NotFoundError{Segment: id, Prefix: ref.URL()}
 			}
-			return instanceLocal(in), nil
+			local := instanceLocal(in)
+			if in.Type == "VRF" {
+				vrfLocal(local, in, ref, d.VPN)
+			} else if l := in.Link; l != nil {
+				local["gateway_port"] = map[string]any{"interface": l.EVIIf, "ipvpn": linkPeer(ref, l.VRF, d.VPN)}
+			}
+			return local, nil
 		},
 		Map: map[string]lg.Entry{
 			"ports": lg.SubtreeEntry(func(ctx context.Context, _ lg.Ref) (any, error) {
@@ -393,7 +414,7 @@ func (d *Daemon) instanceNode(id string) lg.Node {
 					return []any{}, nil
 				}
 				var list []any
-				for _, f := range []route.Family{route.FamilyEVPN, route.FamilyVPNv4} {
+				for _, f := range []route.Family{route.FamilyEVPN, route.FamilyVPNv4, route.FamilyFlowVPN} {
 					for _, r := range d.Engine.Snapshot(f) {
 						if r.Source != nil && r.Source.Name == in.Name {
 							list = append(list, renderRoute(r, ref))
@@ -420,6 +441,65 @@ func (d *Daemon) instanceNode(id string) lg.Node {
 			}),
 		},
 	}
+	if isVRF {
+		// The routes the VRF readvertises (readvertise, attract_traffic).
+		node.Map["readvertised"] = lg.SubtreeEntry(func(ctx context.Context, ref lg.Ref) (any, error) {
+			in, _ := d.VPN.Instance(id)
+			list := []any{}
+			for _, r := range in.Readvertised {
+				list = append(list, renderRoute(r, ref))
+			}
+			return list, nil
+		})
+	}
+	return node
+}
+
+// vrfLocal adds the VRF fields of an instance's looking-glass object
+// (reference §2.6).
+func vrfLocal(local map[string]any, in vpn.InstanceInfo, ref lg.Ref, m *vpn.Manager) {
+	delete(local, "gateway_port")
+	local["gateway_ip"] = addrString(in.GatewayIP)
+	local["subnet_prefix_length"] = in.SubnetPrefixLen
+	rv := map[string]any{}
+	if in.Readvertise != nil {
+		rv = map[string]any{"from": rtStrings(in.Readvertise.FromRTs), "to": rtStrings(in.Readvertise.ToRTs)}
+	}
+	local["readvertise"] = rv
+	at := map[string]any{}
+	if a := in.AttractTraffic; a != nil {
+		var cl any
+		_ = json.Unmarshal(a.Classifier, &cl)
+		prefixes := []string{}
+		for _, p := range a.StaticDestinationPrefixes {
+			prefixes = append(prefixes, p.String())
+		}
+		at = map[string]any{"redirect_rts": rtStrings(a.RedirectRTs), "classifier": cl, "to": rtStrings(a.ToRTs),
+			"static_destination_prefixes": prefixes}
+	}
+	local["attract_traffic"] = at
+	var fb any
+	if in.Fallback != nil {
+		fb = map[string]any{"src_mac": in.Fallback.SrcMAC, "dst_mac": in.Fallback.DstMAC, "ovs_port_number": in.Fallback.OVSPortNumber}
+	}
+	local["fallback"] = fb
+	if in.RedirectFor != 0 {
+		local["redirect_for"] = in.RedirectFor.String()
+	}
+	var link any
+	if l := in.Link; l != nil {
+		link = map[string]any{"interface": l.VRFIf, "evpn": linkPeer(ref, l.EVI, m)}
+	}
+	local["evpn_link"] = link
+}
+
+// linkPeer renders the other side of an EVI↔VRF link.
+func linkPeer(ref lg.Ref, ext string, m *vpn.Manager) map[string]any {
+	out := map[string]any{"id": ext, "external_instance_id": ext, "href": ref.Href("vpns", "instances", ext)}
+	if in, ok := m.Instance(ext); ok {
+		out["id"] = in.Name
+	}
+	return out
 }
 
 // trackedEntry is the key routes are grouped under in received/best routes.
@@ -488,10 +568,18 @@ func portsLocal(in vpn.InstanceInfo) map[string]any {
 			eps = append(eps, map[string]any{
 				"label": ep.Label, "mac_address": ep.MAC.String(), "ip_address": ip,
 				"local_pref": ep.LocalPref, "rd": ep.RD.String(), "description": desc,
-				"direction": "both",
+				"direction": direction(ep.Direction),
 			})
 		}
 		out[n] = map[string]any{"endpoints": eps}
 	}
 	return out
+}
+
+// direction renders an endpoint direction ("both" when unset, as for EVIs).
+func direction(d dataplane.Direction) string {
+	if d == "" {
+		return string(dataplane.DirectionBoth)
+	}
+	return string(d)
 }

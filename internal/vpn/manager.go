@@ -26,6 +26,9 @@ type ManagerConfig struct {
 	// DataplaneLocalAddress is the VTEP / MPLS next hop of local routes;
 	// invalid: LocalAddress.
 	DataplaneLocalAddress netip.Addr
+	// IPVPNLocalAddress is the next hop of VRF routes (the IP VPN
+	// driver's dataplane_local_address); invalid: DataplaneLocalAddress.
+	IPVPNLocalAddress netip.Addr
 	// EVPNDriver is the E-VPN dataplane driver; nil: evpn attaches fail
 	// with 400 "No dataplane driver for VPN type evpn".
 	EVPNDriver dataplane.EVPNDriver
@@ -71,6 +74,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}
 	if !cfg.DataplaneLocalAddress.IsValid() {
 		cfg.DataplaneLocalAddress = cfg.LocalAddress
+	}
+	if !cfg.IPVPNLocalAddress.IsValid() {
+		cfg.IPVPNLocalAddress = cfg.DataplaneLocalAddress
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()

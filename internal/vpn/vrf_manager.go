@@ -132,7 +132,7 @@ func (m *Manager) createVRF(req AttachRequest, redirectFor route.RT) (*instance,
 		m.log.Warn("fallback is only implemented by the ovs IP VPN driver", "driver", drv.Name(), "vpn_instance_id", req.InstanceID)
 	}
 	dp, err := drv.NewVRF(dataplane.VRFConfig{
-		InstanceID: id, ExternalID: req.InstanceID, Label: lease.vni, LocalAddress: m.cfg.DataplaneLocalAddress,
+		InstanceID: id, ExternalID: req.InstanceID, Label: lease.vni, LocalAddress: m.cfg.IPVPNLocalAddress,
 		GatewayIP: req.GatewayIP, PrefixLen: req.IP.Bits(), Fallback: dpFallback(req.Fallback),
 	})
 	if err != nil {
@@ -146,7 +146,7 @@ func (m *Manager) createVRF(req AttachRequest, redirectFor route.RT) (*instance,
 	}
 	v := newVRF(vrfParams{
 		id: id, externalID: req.InstanceID, label: lease, rdNum: uint16(rdNum),
-		bgpAddr: m.cfg.LocalAddress, dpAddr: m.cfg.DataplaneLocalAddress, hostname: m.cfg.Hostname,
+		bgpAddr: m.cfg.LocalAddress, dpAddr: m.cfg.IPVPNLocalAddress, hostname: m.cfg.Hostname,
 		drv: drv, dp: dp, gateway: req.GatewayIP, prefixLen: req.IP.Bits(),
 		readv: req.Readvertise, attract: at, fallback: fb, redirectFor: redirectFor,
 		rds: m, labels: m, redirects: m, log: m.log,
