@@ -16,9 +16,9 @@ import (
 func TestPingBetweenNodes(t *testing.T) {
 	requireTools(t)
 	cases := []struct {
-		name   string
-		opts   Options
-		encap  route.Encap
+		name  string
+		opts  Options
+		encap route.Encap
 		// wire is what the datapath flow of the echo request on A must
 		// show: the encapsulation with B's label 200 (0xc8).
 		wire []string
