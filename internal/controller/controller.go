@@ -235,18 +235,3 @@ func (c *Controller) keySuffixes(ctx context.Context, prefix string) ([]string, 
 	}
 	return out, nil
 }
-
-// usedNumbers returns the numbers allocated under prefix.
-func (c *Controller) usedNumbers(ctx context.Context, prefix string) (map[uint32]bool, error) {
-	keys, err := c.keySuffixes(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	used := make(map[uint32]bool, len(keys))
-	for _, k := range keys {
-		if v, err := strconv.ParseUint(k, 10, 32); err == nil {
-			used[uint32(v)] = true
-		}
-	}
-	return used, nil
-}

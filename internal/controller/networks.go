@@ -2,7 +2,12 @@ package controller
 
 import (
 	"context"
+	"strconv"
+	"strings"
+
 	"fmt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"net/http"
 )
 
@@ -80,14 +85,15 @@ func (c *Controller) CreateNetwork(ctx context.Context, b body) (*Network, error
 // pickSegment chooses a free segmentation id (or checks the requested
 // one) and a free route-target number.
 func (c *Controller) pickSegment(ctx context.Context, want *uint32) (vni, nn uint32, err error) {
-	usedVNI, err := c.usedNumbers(ctx, c.prefix+"alloc/vni/")
+	// One read of both allocation sets, at one revision.
+	vp, rp := c.prefix+"alloc/vni/", c.prefix+"alloc/rt/"
+	resp, err := c.cli.Txn(ctx).Then(clientv3.OpGet(vp, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(rp, clientv3.WithPrefix(), clientv3.WithKeysOnly())).Commit()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("etcd read of the allocations failed: %w", err)
 	}
-	usedRT, err := c.usedNumbers(ctx, c.prefix+"alloc/rt/")
-	if err != nil {
-		return 0, 0, err
-	}
+	usedVNI := numbersOf(resp.Responses[0].GetResponseRange().Kvs, vp)
+	usedRT := numbersOf(resp.Responses[1].GetResponseRange().Kvs, rp)
 	fromSeg := len(c.rtnns) == 0
 	switch {
 	case want != nil:
@@ -247,4 +253,15 @@ func setIf[T any](dst *T, v *T) {
 	if v != nil {
 		*dst = *v
 	}
+}
+
+// numbersOf returns the numbers that end the keys under prefix.
+func numbersOf(kvs []*mvccpb.KeyValue, prefix string) map[uint32]bool {
+	used := make(map[uint32]bool, len(kvs))
+	for _, kv := range kvs {
+		if v, err := strconv.ParseUint(strings.TrimPrefix(string(kv.Key), prefix), 10, 32); err == nil {
+			used[uint32(v)] = true
+		}
+	}
+	return used
 }
