@@ -3,6 +3,7 @@ package vpn
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"slices"
 	"testing"
@@ -241,5 +242,104 @@ func TestEVIToVRFLink(t *testing.T) {
 	}
 	if info, _ := ve.m.Instance("evi"); info.Link != nil {
 		t.Fatalf("EVI still shows link %+v", info.Link)
+	}
+}
+
+// TestAttractReoriginatesFlowSpec: in attract mode a received FlowSpec
+// route carrying a readvertise from_rt is re-originated with our RD, RTs
+// [T], RT-Records and the redirect to the first redirect RT (reference
+// §5.7), and withdrawn with it. A route whose RT-Records hold a redirect
+// RT is not (loop).
+func TestAttractReoriginatesFlowSpec(t *testing.T) {
+	ve := newVRFEnv(t)
+	p := vpnPeer(ve.testEnv, "BGP-1")
+	sf := ipReq("sf", 1, "100.0.0.1", "tap", rts(rt1), rts(rt1))
+	sf.Readvertise = &Readvertise{FromRTs: rts(rt2), ToRTs: rts(rt3)}
+	sf.AttractTraffic = &AttractTraffic{RedirectRTs: rts(rt4), Classifier: json.RawMessage(`{}`)}
+	ve.attach(sf)
+	rules, _ := flowspec.Encode(dataplane.Classifier{DestinationPrefix: netip.MustParsePrefix("12.0.0.0/24"), Protocol: 17})
+	other := route.NewRT(64512, 99)
+	in := &route.Route{Family: route.FamilyFlowVPN, Key: string(remoteRD[:]) + string(rules),
+		Attrs: &route.Attrs{HasLocalPref: true, LocalPref: 100, RTs: rts(rt1, rt2), HasRedirect: true, Redirect: other}}
+	looped := &route.Route{Family: route.FamilyFlowVPN, Key: string(remoteRD[:]) + "\x03\x81\x06",
+		Attrs: &route.Attrs{RTs: rts(rt1, rt2), RTRecords: rts(rt4), HasRedirect: true, Redirect: other}}
+	p.publish(ve.testEnv, adv(in), adv(looped))
+	ve.settle()
+	info, _ := ve.m.Instance("sf")
+	var mine []*route.Route
+	for _, f := range ribOf(p, route.FamilyFlowVPN) {
+		if rd, _ := f.RD(); rd == info.RD {
+			mine = append(mine, f)
+		}
+	}
+	if len(mine) != 1 {
+		t.Fatalf("re-originated %v", mine)
+	}
+	f := mine[0]
+	if f.Key[8:] != string(rules) || !slices.Equal(f.Attrs.RTs, rts(rt3)) || f.Attrs.Redirect != rt4 || !slices.Equal(f.Attrs.RTRecords, rts(rt1, rt2)) {
+		t.Fatalf("re-originated %s attrs %+v", f, f.Attrs)
+	}
+	p.publish(ve.testEnv, wd(in), wd(looped))
+	ve.settle()
+	for _, f := range ribOf(p, route.FamilyFlowVPN) {
+		if rd, _ := f.RD(); rd == info.RD {
+			t.Fatalf("still re-originated: %s", f)
+		}
+	}
+}
+
+// TestStopRemovesLinksAndRedirects: Manager.Stop stops redirect instances
+// and deletes the veths it created (reference §5.1).
+func TestStopRemovesLinksAndRedirects(t *testing.T) {
+	ve := newVRFEnv(t)
+	p := vpnPeer(ve.testEnv, "BGP-1")
+	ve.attach(evReq("evi", 1, "11.0.0.1", "tap-vm", rts(rt2), rts(rt2)))
+	r := ipReq("vrf", 1, "11.0.0.1/24", "", rts(rt4), rts(rt1))
+	r.LocalPort = dataplane.LocalPort{EVPN: "evi"}
+	ve.attach(r)
+	rules, _ := flowspec.Encode(dataplane.Classifier{Protocol: 6})
+	p.publish(ve.testEnv, adv(&route.Route{Family: route.FamilyFlowVPN, Key: string(remoteRD[:]) + string(rules),
+		Attrs: &route.Attrs{RTs: rts(rt4), HasRedirect: true, Redirect: rt3}}))
+	ve.settle()
+	ve.settle()
+	if _, ok := ve.m.Instance(RedirectInstanceID(IPVPN, rt3)); !ok || len(ve.links.live) != 1 {
+		t.Fatalf("setup: redirect instance %v, veths %v", ok, ve.links.live)
+	}
+	ve.m.Stop(context.Background())
+	if n := len(ve.m.Instances()); n != 0 {
+		t.Fatalf("%d instances after Stop", n)
+	}
+	if len(ve.links.live) != 0 {
+		t.Fatalf("veths after Stop: %v", ve.links.live)
+	}
+	for _, c := range ve.ipvpn.Calls() {
+		if c.Op == "NewVRF" {
+			if s, _ := ve.ipvpn.State(c.Instance); !s.Closed {
+				t.Fatalf("VRF %d not closed", c.Instance)
+			}
+		}
+	}
+}
+
+// TestVRFDataplaneRetry: a failed Apply is retried as the current state
+// before the next batch.
+func TestVRFDataplaneRetry(t *testing.T) {
+	ve := newVRFEnv(t)
+	ve.attach(ipReq("v", 1, "10.0.0.5", "tap", rts(rt1), rts(rt1)))
+	p := vpnPeer(ve.testEnv, "BGP-1")
+	ve.ipvpn.FailNext("Apply", errors.New("injected"))
+	p.publish(ve.testEnv, adv(vpnRoute(remoteRD, "30.0.0.0/24", 100, "192.0.2.2", 100, mpls, rt1)))
+	ve.settle()
+	if s := ve.vrfState("v"); len(s.Routes) != 0 {
+		t.Fatalf("failed batch applied? %v", s.Routes)
+	}
+	p.publish(ve.testEnv, adv(vpnRoute(remoteRD, "30.0.1.0/24", 101, "192.0.2.2", 100, mpls, rt1)))
+	ve.settle()
+	s := ve.vrfState("v")
+	if len(hops(s, "30.0.0.0/24")) != 1 || len(hops(s, "30.0.1.0/24")) != 1 {
+		t.Fatalf("after retry %v", s.Routes)
+	}
+	if info, _ := ve.m.Instance("v"); info.Routes.DataplaneErrors != 1 {
+		t.Fatalf("dataplane errors %d", info.Routes.DataplaneErrors)
 	}
 }
