@@ -435,8 +435,18 @@ func (v *vrf) stop() error {
 	return errors.Join(errs...)
 }
 
-// sortedEndpoints lists the endpoint keys in a stable order.
+// sortedEndpoints lists the endpoint keys in a stable order (MAC, then
+// IP), as the EVI does.
 func (v *vrf) sortedEndpoints() []epKey {
-	e := evi{instanceBase: instanceBase{endpoints: v.endpoints}}
-	return e.sortedEndpoints()
+	keys := make([]epKey, 0, len(v.endpoints))
+	for k := range v.endpoints {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b epKey) int {
+		if c := slices.Compare(a.mac[:], b.mac[:]); c != 0 {
+			return c
+		}
+		return cmpString(a.ip.String(), b.ip.String())
+	})
+	return keys
 }

@@ -1,6 +1,7 @@
 package vpn
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -362,10 +363,8 @@ func (v *vrf) counts() RouteCounts {
 // readvertised lists the readvertise and attract-traffic routes.
 func (v *vrf) readvertised() []*route.Route {
 	var out []*route.Route
-	for _, m := range []map[readvKey]*route.Route{v.readvRoutes} {
-		for _, r := range m {
-			out = append(out, r)
-		}
+	for _, r := range v.readvRoutes {
+		out = append(out, r)
 	}
 	for _, r := range v.defRoutes {
 		out = append(out, r)
@@ -380,15 +379,8 @@ func (v *vrf) readvertised() []*route.Route {
 	return out
 }
 
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
+// cmpString orders strings (cmp.Compare, named for sort callbacks).
+func cmpString(a, b string) int { return cmp.Compare(a, b) }
 
 // publishVRFInfo rebuilds a VRF's snapshot (loop only).
 func (in *instance) publishVRFInfo() {
