@@ -21,6 +21,7 @@ import (
 	"github.com/bagpipe-go/bagpipe/internal/dataplane/dummy"
 	"github.com/bagpipe-go/bagpipe/internal/dataplane/linux"
 	"github.com/bagpipe-go/bagpipe/internal/dataplane/linuxipvpn"
+	"github.com/bagpipe-go/bagpipe/internal/dataplane/ovs"
 	"github.com/bagpipe-go/bagpipe/internal/dataplane/veth"
 	"github.com/bagpipe-go/bagpipe/internal/engine"
 	"github.com/bagpipe-go/bagpipe/internal/vpn"
@@ -145,8 +146,19 @@ func newIPVPNDriver(cfg *config.Config, log *slog.Logger) (dataplane.IPVPNDriver
 			return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_IPVPN] dataplane_driver = linux: %w", cfg.File, err)
 		}
 		return drv, nil
+	case config.DriverOVS:
+		opts, err := ovs.OptionsFromConfig(cfg.IPVPN.Options, cfg.IPVPN.LocalAddress)
+		if err != nil {
+			return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_IPVPN] %w", cfg.File, err)
+		}
+		opts.Log = log
+		drv, err := ovs.New(opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_IPVPN] dataplane_driver = ovs: %w", cfg.File, err)
+		}
+		return drv, nil
 	}
-	return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_IPVPN] dataplane_driver = %q: this driver is not available yet in this build; use \"dummy\" or \"linux\"", cfg.File, cfg.IPVPN.Driver)
+	return nil, fmt.Errorf("%s: [DATAPLANE_DRIVER_IPVPN] dataplane_driver = %q: this driver is not available in this build; use \"dummy\", \"linux\" or \"ovs\"", cfg.File, cfg.IPVPN.Driver)
 }
 
 // closeDrivers releases the dataplane drivers and the veth handle.
