@@ -1,7 +1,7 @@
 // Package vpn is the VPN layer of bagpipe-bgp (reference §5): the manager
 // that owns VPN instances by external id, the identifier allocators (labels
 // and VNIs, RDs, instance ids), and the instances themselves — E-VPN EVIs
-// here, IP VPN VRFs later. Each instance is an engine worker with its own
+// (evi.go) and IP VPN VRFs (vrf.go). Each instance is an engine worker with its own
 // goroutine; it tracks received routes per destination, selects best paths
 // and hands its dataplane only the differences.
 package vpn
@@ -102,7 +102,8 @@ func clientErr(status int, format string, a ...any) *Error {
 //
 //	func NewManager(cfg ManagerConfig) (*Manager, error)
 //	   ManagerConfig{Engine *engine.Engine; LocalAddress netip.Addr (BGP, RDs);
-//	                 EVPNDriver dataplane.EVPNDriver; Log *slog.Logger; Hostname string}
+//	                 EVPNDriver dataplane.EVPNDriver; IPVPNDriver dataplane.IPVPNDriver;
+//	                 Links Links (EVI↔VRF veths); Log *slog.Logger; Hostname string}
 //	func (m *Manager) Attach(ctx context.Context, req AttachRequest) error
 //	func (m *Manager) Detach(ctx context.Context, req DetachRequest) error
 //	func (m *Manager) Instances() []InstanceInfo               // snapshot, never blocks route processing

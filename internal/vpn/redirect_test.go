@@ -343,3 +343,33 @@ func TestVRFDataplaneRetry(t *testing.T) {
 		t.Fatalf("dataplane errors %d", info.Routes.DataplaneErrors)
 	}
 }
+
+// TestImportOfReadvertisedRT: adding a readvertise from_rt to the import
+// list installs the routes already received through it.
+func TestImportOfReadvertisedRT(t *testing.T) {
+	ve := newVRFEnv(t)
+	p := vpnPeer(ve.testEnv, "BGP-1")
+	r := ipReq("v", 1, "10.0.0.5", "tap", rts(rt1), rts(rt1))
+	r.Readvertise = &Readvertise{FromRTs: rts(rt2), ToRTs: rts(rt3)}
+	ve.attach(r)
+	p.publish(ve.testEnv, adv(vpnRoute(remoteRD, "30.0.0.0/24", 100, "192.0.2.2", 100, mpls, rt2)))
+	ve.settle()
+	if s := ve.vrfState("v"); len(s.Routes) != 0 {
+		t.Fatalf("installed before import: %v", s.Routes)
+	}
+	r.ImportRTs = rts(rt1, rt2)
+	ve.attach(r)
+	ve.settle()
+	if h := hops(ve.vrfState("v"), "30.0.0.0/24"); len(h) != 1 {
+		t.Fatalf("not installed after import: %v", h)
+	}
+	r.ImportRTs = rts(rt1)
+	ve.attach(r)
+	ve.settle()
+	if s := ve.vrfState("v"); len(s.Routes) != 0 {
+		t.Fatalf("still installed after un-import: %v", s.Routes)
+	}
+	if info, _ := ve.m.Instance("v"); info.Routes.Received != 1 || len(info.Readvertised) != 1 {
+		t.Fatalf("received %d, readvertised %v", info.Routes.Received, info.Readvertised)
+	}
+}

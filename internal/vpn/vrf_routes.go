@@ -250,30 +250,49 @@ func (v *vrf) diffHops(out []dataplane.VRFChange, p netip.Prefix, old, cur []*ro
 	return out
 }
 
-// refilter removes from the dataplane table the routes that no longer
-// carry an import RT (after an import RT change, reference §5.4: removal
-// even when the route is no longer imported).
+// refilter makes the dataplane table follow an import RT change
+// (reference §5.4: removal even when the route is no longer imported):
+// routes without an import RT leave it, and routes received through a
+// readvertise from_rt that now carry an import RT join it (the engine
+// does not replay them: the subscription already existed).
 func (v *vrf) refilter(fx *effects) {
-	for _, p := range sortedPrefixes(v.inst.dests) {
-		d := v.inst.dests[p]
-		old := slices.Clone(d.best)
-		var drop []*route.Route
-		for _, r := range d.routes {
-			if !hasAnyRT(r.Attrs, v.importRTs) {
-				drop = append(drop, r)
+	ps := map[netip.Prefix]bool{}
+	for p := range v.inst.dests {
+		ps[p] = true
+	}
+	for p := range v.readv.dests {
+		ps[p] = true
+	}
+	for _, p := range sortedPrefixes(ps) {
+		old := slices.Clone(v.inst.best(p))
+		if d := v.inst.dests[p]; d != nil {
+			for _, r := range slices.Clone(d.routes) {
+				if !hasAnyRT(r.Attrs, v.importRTs) {
+					v.inst.remove(p, r)
+				}
 			}
 		}
-		if len(drop) == 0 {
-			continue
-		}
-		for _, r := range drop {
-			v.inst.remove(p, r)
-			if !slices.Contains(v.readvRoutesOf(p), r) {
-				v.stats.Received--
+		for _, r := range v.readvRoutesOf(p) {
+			_, encOK := v.usableEncap(r)
+			if hasAnyRT(r.Attrs, v.importRTs) && encOK && (v.inst.dests[p] == nil || !slices.Contains(v.inst.dests[p].routes, r)) {
+				v.inst.add(p, r)
 			}
 		}
 		fx.vrfChanges = v.diffHops(fx.vrfChanges, p, old, v.inst.best(p))
 	}
+	// Recount the distinct stored routes.
+	n := 0
+	for p := range ps {
+		for _, r := range v.readvRoutesOf(p) {
+			if d := v.inst.dests[p]; d == nil || !slices.Contains(d.routes, r) {
+				n++
+			}
+		}
+		if d := v.inst.dests[p]; d != nil {
+			n += len(d.routes)
+		}
+	}
+	v.stats.Received = n
 }
 
 // readvRoutesOf lists the readvertise-table routes of p.
