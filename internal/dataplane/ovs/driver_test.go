@@ -146,6 +146,14 @@ func TestFlowLayout(t *testing.T) {
 	mustContain(t, "trace to the local next hop", []string{tr}, fmt.Sprintf("resubmit(%d,1)", gre),
 		"1. mpls,mpls_label=100,mpls_bos=1", "pop_mpls:0x0800", "output:"+p1)
 	mustNotContain(t, "trace to the local next hop", []string{tr}, "dec_ttl")
+	// Removing a prefix's last next hop removes its flow and its group.
+	lg := v1.(*VRF).routes[netip.MustParsePrefix("10.1.1.20/32")].group
+	if err := v1.Apply([]dataplane.VRFChange{{Kind: dataplane.RemoveRoute, Prefix: netip.MustParsePrefix("10.1.1.20/32"), NextHop: local, Label: 100}}); err != nil {
+		t.Fatalf("Apply remove local: %v", err)
+	}
+	mustNotContain(t, "VRF 1 flows", flows(t, o, 1), "nw_dst=10.1.1.20")
+	mustNotContain(t, "groups", groups(t, o), fmt.Sprintf("group_id=%d,", lg))
+	mustContain(t, "groups", groups(t, o), fmt.Sprintf("group_id=%d,", g))
 
 	// ARP responder: the gateway is answered on the asking port; other
 	// addresses are not (proxy_arp off).
