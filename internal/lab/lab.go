@@ -263,14 +263,20 @@ func (u *Underlay) Close() error { return DeleteNamespaces(u.Prefix, 5*time.Seco
 // how many replies came back, and ping's output.
 func Ping(ns string, dst netip.Addr, count, wait int) (received int, out string) {
 	b, _ := Command(ns, "ping", "-n", "-c", strconv.Itoa(count), "-W", strconv.Itoa(wait), dst.String()).CombinedOutput()
-	out = string(b)
-	// "3 packets transmitted, 3 received, 0% packet loss, time 2003ms"
+	return pingReceived(string(b)), string(b)
+}
+
+// pingReceived reads the number of replies from ping's summary line
+// "3 packets transmitted, 3 received, 0% packet loss, time 2003ms"; 0
+// when there is none.
+func pingReceived(out string) int {
 	for _, line := range strings.Split(out, "\n") {
 		if _, rest, ok := strings.Cut(line, " packets transmitted, "); ok {
 			if n, _, ok := strings.Cut(rest, " received"); ok {
-				received, _ = strconv.Atoi(n)
+				r, _ := strconv.Atoi(n)
+				return r
 			}
 		}
 	}
-	return received, out
+	return 0
 }

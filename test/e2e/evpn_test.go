@@ -319,12 +319,18 @@ func checkDetachReattach(t *testing.T, tp *topo, vmA, vmB lab.VM) {
 
 // checkRestart kills node B's bagpipe-bgp with SIGKILL and starts it
 // again; as the agent does when /ping changes, the test replays B's
-// attachments (same requests, same order) and the VMs ping again.
+// attachments (same requests, same order): the new process adopts the
+// interfaces the killed one left when their instance keeps its VNI, and
+// the VMs ping again.
 func checkRestart(t *testing.T, tp *topo, onB []lab.VM, vmA, vmD lab.VM) {
 	b := tp.nodes[1]
 	code, ping1, err := b.get("/ping")
 	if err != nil || code != 200 {
 		t.Fatalf("GET /ping on node B: %d %v", code, err)
+	}
+	before := map[string]dataplaneInfo{}
+	for _, vm := range onB {
+		before[vm.Network] = b.dataplane(vm.Network)
 	}
 	b.proc.Kill()
 	b.start()
@@ -346,6 +352,15 @@ func checkRestart(t *testing.T, tp *topo, onB []lab.VM, vmA, vmD lab.VM) {
 		code, resp, err := b.post("/attach_localport", body)
 		if err != nil || code != 200 {
 			t.Fatalf("replaying %s on node B: %d %s %v", body, code, resp, err)
+		}
+	}
+	for _, vm := range onB {
+		// Same VNI as before the kill: the interfaces are taken over;
+		// another VNI (net1 got a new one at its re-attach, the restarted
+		// allocator gives the first free one again): they are recreated.
+		d := b.dataplane(vm.Network)
+		if old := before[vm.Network]; d.Adopted != (old.VNI == d.VNI) {
+			t.Errorf("node B's %s: before the kill %+v, after the replay %+v: want adopted exactly when the VNI is unchanged", vm.Network, old, d)
 		}
 	}
 	vmB, vmC := onB[1], onB[0]

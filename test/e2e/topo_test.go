@@ -221,6 +221,9 @@ type dataplaneInfo struct {
 	Bridge string `json:"linux_bridge"`
 	VXLAN  string `json:"vxlan_if"`
 	VNI    int    `json:"vni"`
+	// Adopted: the bridge and VXLAN device were left by an earlier run
+	// of bagpipe-bgp and taken over.
+	Adopted bool `json:"adopted"`
 }
 
 // dataplane returns the looking glass dataplane view of an instance.
