@@ -171,6 +171,13 @@ func TestPortCRUD(t *testing.T) {
 	if str(st, "status") != "ACTIVE" {
 		t.Fatalf("status: %v", st)
 	}
+	if st := e.must(200, "PUT", "/v2.0/ports/"+id, obj{"port": obj{"name": "same host"}}, "port"); str(st, "status") != "ACTIVE" {
+		t.Fatalf("status after a rename: %v", st)
+	}
+	if st := e.must(200, "PUT", "/v2.0/ports/"+id, obj{"port": obj{"binding:host_id": "compute2"}}, "port"); str(st, "status") != "DOWN" {
+		t.Fatalf("status after a move: %v", st)
+	}
+	e.must(200, "PUT", "/v2.0/ports/"+id, obj{"port": obj{"binding:host_id": "compute1"}}, "port")
 	l := e.must(200, "GET", "/v2.0/ports?network_id="+net+"&binding:host_id=compute1&fields=id", nil, "")
 	if fmt.Sprint(l) != fmt.Sprintf("map[ports:[map[id:%s]]]", id) {
 		t.Fatalf("filtered list: %v", l)

@@ -466,8 +466,8 @@ func (c *Controller) UpdatePort(ctx context.Context, id string, b body) (*Port, 
 				return nil, err
 			}
 		}
-		if p.HostID == "" {
-			p.Status = "DOWN"
+		if p.HostID != old.HostID || !p.AdminStateUp {
+			p.Status = "DOWN" // until the agent of the (new) host reports it up
 		}
 		p.RevisionNumber++
 		p.UpdatedAt = now()

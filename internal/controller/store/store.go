@@ -133,6 +133,10 @@ func startEmbedded(cfg Config, timeout time.Duration) (*embed.Etcd, error) {
 	ec.ListenPeerUrls = []url.URL{*pu}
 	ec.AdvertisePeerUrls = []url.URL{*pu}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	// Keep an hour of history: watchers resume from any revision of the
+	// last hour; older ones get "compacted" and list again.
+	ec.AutoCompactionMode = "periodic"
+	ec.AutoCompactionRetention = "1h"
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newZapLogger(cfg.Log))
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
