@@ -128,6 +128,18 @@ func TestFlowLayout(t *testing.T) {
 	tr := o.trace(t, "br-mpls", "in_port="+p1+",icmp,dl_src=02:00:00:00:01:01,dl_dst=00:00:5e:00:43:64,nw_src=10.1.1.10,nw_dst=10.2.2.5,nw_ttl=64")
 	mustContain(t, "trace to 10.2.2.5", []string{tr}, fmt.Sprintf("group:%d", g), "bucket 3", "bucket 7", "using bucket")
 
+	// A batch with one route OVS could not take: the rest is applied and
+	// the error names it.
+	err = v1.Apply([]dataplane.VRFChange{
+		{Kind: dataplane.AddRoute, Prefix: netip.MustParsePrefix("10.3.0.0/16"), NextHop: pe2, Label: 1 << 20},
+		{Kind: dataplane.AddRoute, Prefix: netip.MustParsePrefix("10.4.0.0/16"), NextHop: pe2, Label: 204},
+	})
+	if err == nil || !strings.Contains(err.Error(), "10.3.0.0/16: MPLS label 1048576") {
+		t.Errorf("Apply with a bad label: error %v", err)
+	}
+	mustContain(t, "VRF 1 flows", flows(t, o, 1), "nw_dst=10.4.0.0/16 actions=dec_ttl,group:")
+	mustNotContain(t, "VRF 1 flows", flows(t, o, 1), "nw_dst=10.3.0.0/16")
+
 	// Removing one next hop leaves one bucket in the same group.
 	if err := v1.Apply([]dataplane.VRFChange{{Kind: dataplane.RemoveRoute, Prefix: pfx, NextHop: pe3, Label: 300, Encap: route.EncapVXLAN, LBOrder: 7}}); err != nil {
 		t.Fatalf("Apply remove: %v", err)
@@ -166,10 +178,12 @@ func TestFlowLayout(t *testing.T) {
 	// Classifier: TCP to ports 80-81 goes to VRF 2's lookup (its default
 	// route), port 82 stays in VRF 1.
 	v2, err := d.NewVRF(dataplane.VRFConfig{InstanceID: 2, ExternalID: "svc", LocalAddress: local,
-		GatewayIP: netip.MustParseAddr("10.9.9.1"), PrefixLen: 24})
+		GatewayIP: netip.MustParseAddr("10.9.9.1"), PrefixLen: 24,
+		Fallback: &dataplane.Fallback{SrcMAC: "00:00:5e:2a:10:00", DstMAC: "02:00:00:00:99:98", OVSPortNumber: 78}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	mustContain(t, "VRF 2 flows", flows(t, o, 2), "table=2, priority=36608,reg0=0x2 actions=set_field:00:00:5e:2a:10:00->eth_src,set_field:02:00:00:00:99:98->eth_dst,output:78")
 	if err := v2.Apply([]dataplane.VRFChange{{Kind: dataplane.AddRoute, Prefix: netip.MustParsePrefix("0.0.0.0/0"), NextHop: pe3, Label: 900}}); err != nil {
 		t.Fatalf("Apply default route: %v", err)
 	}
@@ -221,6 +235,8 @@ func TestFlowLayout(t *testing.T) {
 		"table=0, priority=36864,ip,in_port="+p2+",dl_vlan=10 actions=pop_vlan,move:NXM_OF_IN_PORT[]",
 		"table=1, priority=36864,mpls,mpls_label=901,mpls_bos=1 actions=pop_mpls:0x0800,push_vlan:0x8100,set_field:4106->vlan_vid,set_field:00:00:5e:00:43:64->eth_src,set_field:02:00:00:00:02:02->eth_dst,output:"+p2)
 	mustNotContain(t, "VRF 2 flows", f2, "mpls_label=902") // from-port only
+	// The fallback now pushes the ports' VLAN.
+	mustContain(t, "VRF 2 flows", f2, "priority=36608,reg0=0x2 actions=set_field:00:00:5e:2a:10:00->eth_src,set_field:02:00:00:00:99:98->eth_dst,push_vlan:0x8100,set_field:4106->vlan_vid,output:78")
 	if err := v2.Plug(dataplane.LocalPort{LinuxIf: "vm1"}, vm1MAC, netip.MustParsePrefix("10.9.9.12/32"), 903, dataplane.DirectionBoth); err == nil {
 		t.Error("plugging a VLAN-less port into a VRF whose ports use VLAN 10 was accepted")
 	}

@@ -226,3 +226,29 @@ func TestDecideEncap(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyRefusesUnprogrammable: changes the driver cannot program are
+// named in the error and leave no state (nothing reaches OVS here: the
+// batch is empty once they are left out).
+func TestApplyRefusesUnprogrammable(t *testing.T) {
+	d := fakeDriver(Options{LocalAddress: netip.MustParseAddr("10.200.0.1"), VXLANEncap: true})
+	d.r = &runner{ofctl: "/nonexistent/ovs-ofctl"}
+	v := newVRF(d, dataplane.VRFConfig{InstanceID: 1})
+	pe := netip.MustParseAddr("10.200.0.2")
+	err := v.Apply([]dataplane.VRFChange{
+		{Kind: dataplane.AddRoute, Prefix: netip.MustParsePrefix("2001:db8::/64"), NextHop: pe, Label: 1},
+		{Kind: dataplane.AddRoute, Prefix: netip.MustParsePrefix("10.0.0.0/8"), NextHop: pe, Label: 1 << 20},
+		{Kind: dataplane.AddRoute, Prefix: netip.MustParsePrefix("10.0.0.0/8"), NextHop: pe, Label: 1 << 24, Encap: route.EncapVXLAN},
+		{Kind: dataplane.AddRoute, Prefix: netip.MustParsePrefix("10.0.0.0/8"), NextHop: netip.MustParseAddr("2001:db8::1"), Label: 1},
+		{Kind: 9, Prefix: netip.MustParsePrefix("10.0.0.0/8"), NextHop: pe, Label: 1},
+	})
+	for _, want := range []string{"2001:db8::/64: only IPv4", "MPLS label 1048576 does not fit 20 bits",
+		"VNI 16777216 does not fit 24 bits", "next hop 2001:db8::1 is not IPv4", "unknown change kind 9"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if len(v.routes) != 0 {
+		t.Errorf("routes kept: %v", v.routes)
+	}
+}

@@ -394,8 +394,23 @@ func (d *Driver) initialise() error {
 	return nil
 }
 
-// NewVRF implements dataplane.IPVPNDriver.
+// NewVRF implements dataplane.IPVPNDriver. A fallback in cfg is
+// installed at once.
 func (d *Driver) NewVRF(cfg dataplane.VRFConfig) (dataplane.VRFDataplane, error) {
+	v, err := d.newVRF(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Fallback != nil {
+		if err := v.UpdateFallback(cfg.Fallback); err != nil {
+			d.dropVRF(cfg.InstanceID)
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+func (d *Driver) newVRF(cfg dataplane.VRFConfig) (*VRF, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if cfg.InstanceID == 0 {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/route"
@@ -18,6 +19,9 @@ import (
 // from the instance's goroutine; it keeps the state it programmed so that
 // changes are computed as differences and Close removes everything.
 type VRF struct {
+	// mu serialises the methods (the instance goroutine and the looking
+	// glass may call concurrently).
+	mu    sync.Mutex
 	d     *Driver
 	cfg   dataplane.VRFConfig
 	id    uint32
@@ -62,7 +66,7 @@ func newVRF(d *Driver, cfg dataplane.VRFConfig) *VRF {
 		d: d, cfg: cfg, id: cfg.InstanceID, vlan: -1,
 		log:   d.log.With("vrf", cfg.InstanceID, "vpn", cfg.ExternalID),
 		ports: map[string]*plugged{}, labels: map[uint32]int{}, routes: map[netip.Prefix]*prefixRoute{},
-		classifiers: map[string]int{}, fallback: cfg.Fallback,
+		classifiers: map[string]int{},
 	}
 }
 
@@ -139,7 +143,12 @@ func (v *VRF) vid() int { return max(v.vlan, 0) }
 
 // Plug implements dataplane.VRFDataplane.
 func (v *VRF) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, label uint32, dir dataplane.Direction) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	key := portKey(port)
+	if label > 1<<20-1 {
+		return fmt.Errorf("ovs VRF %d: plug %s: label %d does not fit an MPLS label (20 bits)", v.id, key, label)
+	}
 	pl, known := v.ports[key]
 	if !known {
 		var err error
@@ -203,6 +212,8 @@ func (v *VRF) delPort(pl *plugged) {
 
 // Unplug implements dataplane.VRFDataplane.
 func (v *VRF) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, label uint32, dir dataplane.Direction, last bool) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	key := portKey(port)
 	pl, ok := v.ports[key]
 	if !ok {
@@ -239,6 +250,8 @@ func (v *VRF) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, l
 		delete(v.ports, key)
 		if pl.added {
 			v.delPort(pl)
+		} else if pl.name != "" {
+			v.d.forgetPort(pl.name) // it may come back with another number
 		}
 		if len(v.ports) == 0 {
 			v.vlan = -1
@@ -250,13 +263,21 @@ func (v *VRF) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, l
 
 // Apply implements dataplane.VRFDataplane: the changes are folded into
 // per-prefix next-hop sets, and each touched prefix becomes one group
-// add/modify/delete (plus its VRF-table flow) in a single bundle.
+// add/modify/delete (plus its VRF-table flow) in a single bundle. Changes
+// the driver cannot program (not IPv4, label out of range, bare MPLS PE
+// without a MAC) are left out and named in the returned error; the others
+// are applied. If OVS refuses the bundle, nothing is applied.
 func (v *VRF) Apply(changes []dataplane.VRFChange) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	work := map[netip.Prefix][]member{}
 	var order []netip.Prefix
+	var failed []string
 	for _, c := range changes {
-		if !c.Prefix.Addr().Is4() {
-			return fmt.Errorf("ovs VRF %d: route %s: only IPv4 prefixes are supported", v.id, c.Prefix)
+		vxlan := c.Encap == route.EncapVXLAN && v.d.opts.VXLANEncap
+		if err := checkChange(c, vxlan); err != nil {
+			failed = append(failed, err.Error())
+			continue
 		}
 		p := c.Prefix.Masked()
 		ms, seen := work[p]
@@ -266,29 +287,24 @@ func (v *VRF) Apply(changes []dataplane.VRFChange) error {
 			}
 			order = append(order, p)
 		}
-		m := member{nextHop: c.NextHop, label: c.Label, vxlan: c.Encap == route.EncapVXLAN && v.d.opts.VXLANEncap, lbOrder: c.LBOrder}
+		m := member{nextHop: c.NextHop, label: c.Label, vxlan: vxlan, lbOrder: c.LBOrder}
 		i := slices.IndexFunc(ms, func(o member) bool {
 			return o.nextHop == m.nextHop && o.label == m.label && o.vxlan == m.vxlan
 		})
-		switch c.Kind {
-		case dataplane.AddRoute:
+		if c.Kind == dataplane.AddRoute {
 			if i >= 0 {
 				ms[i] = m
 			} else {
 				ms = append(ms, m)
 			}
-		case dataplane.RemoveRoute:
-			if i >= 0 {
-				ms = slices.Delete(ms, i, i+1)
-			} else {
-				v.log.Warn("remove of an unknown route next hop", "prefix", p, "next_hop", c.NextHop, "label", c.Label)
-			}
-		default:
-			return fmt.Errorf("ovs VRF %d: unknown change kind %d for %s", v.id, c.Kind, p)
+		} else if i >= 0 {
+			ms = slices.Delete(ms, i, i+1)
+		} else {
+			v.log.Warn("remove of an unknown route next hop", "prefix", p, "next_hop", c.NextHop, "label", c.Label)
 		}
 		work[p] = ms
 	}
-	// Groups for new prefixes.
+	// Group ids for new prefixes.
 	var fresh []netip.Prefix
 	for _, p := range order {
 		if v.routes[p] == nil && len(work[p]) > 0 {
@@ -302,19 +318,19 @@ func (v *VRF) Apply(changes []dataplane.VRFChange) error {
 	}
 	lines := make([]string, 0, 2*len(order))
 	var freed []uint32
+	skip := map[netip.Prefix]bool{}
 	for _, p := range order {
 		ms, old := work[p], v.routes[p]
-		match := vrfMatch(v.id, "ip", prefixMatch(p))
 		switch {
 		case old == nil && len(ms) == 0:
 		case old == nil:
 			g, err := v.groupSpec(newGroup[p], p, ms)
 			if err != nil {
-				v.d.releaseGroups(gids)
-				return err
+				failed, skip[p] = append(failed, err.Error()), true
+				continue
 			}
 			lines = append(lines, "group add "+g,
-				flowAdd(v.id, v.d.vrfTable, prefixPriority(p), match, v.routeActions(p, newGroup[p])))
+				flowAdd(v.id, v.d.vrfTable, prefixPriority(p), vrfMatch(v.id, "ip", prefixMatch(p)), v.routeActions(p, newGroup[p])))
 		case len(ms) == 0:
 			// Deleting a group deletes the flows that forward to it
 			// (OpenFlow 1.5.1 §6.5), here the prefix flow; a separate
@@ -324,8 +340,8 @@ func (v *VRF) Apply(changes []dataplane.VRFChange) error {
 		case !slices.Equal(sortMembers(ms), sortMembers(slices.Clone(old.members))):
 			g, err := v.groupSpec(old.group, p, ms)
 			if err != nil {
-				v.d.releaseGroups(gids)
-				return err
+				failed, skip[p] = append(failed, err.Error()), true
+				continue
 			}
 			lines = append(lines, "group modify "+g)
 		}
@@ -334,9 +350,14 @@ func (v *VRF) Apply(changes []dataplane.VRFChange) error {
 		v.d.releaseGroups(gids)
 		return fmt.Errorf("ovs VRF %d: applying %d route changes (nothing was changed): %w", v.id, len(changes), err)
 	}
+	var unused []uint32
 	for _, p := range order {
 		ms := work[p]
 		switch {
+		case skip[p]:
+			if g, ok := newGroup[p]; ok {
+				unused = append(unused, g)
+			}
 		case len(ms) == 0:
 			delete(v.routes, p)
 		case v.routes[p] == nil:
@@ -345,7 +366,32 @@ func (v *VRF) Apply(changes []dataplane.VRFChange) error {
 			v.routes[p].members = ms
 		}
 	}
-	v.d.releaseGroups(freed)
+	v.d.releaseGroups(append(freed, unused...))
+	if len(failed) > 0 {
+		more := ""
+		if len(failed) > 5 {
+			more = fmt.Sprintf(" (and %d more)", len(failed)-5)
+			failed = failed[:5]
+		}
+		return fmt.Errorf("ovs VRF %d: %s%s; the other route changes were applied", v.id, strings.Join(failed, "; "), more)
+	}
+	return nil
+}
+
+// checkChange refuses what the driver cannot program.
+func checkChange(c dataplane.VRFChange, vxlan bool) error {
+	switch {
+	case c.Kind != dataplane.AddRoute && c.Kind != dataplane.RemoveRoute:
+		return fmt.Errorf("route %s: unknown change kind %d", c.Prefix, c.Kind)
+	case !c.Prefix.IsValid() || !c.Prefix.Addr().Is4():
+		return fmt.Errorf("route %s: only IPv4 prefixes are supported", c.Prefix)
+	case !c.NextHop.Is4():
+		return fmt.Errorf("route %s: next hop %s is not IPv4", c.Prefix, c.NextHop)
+	case vxlan && c.Label > 1<<24-1:
+		return fmt.Errorf("route %s: VNI %d does not fit 24 bits", c.Prefix, c.Label)
+	case !vxlan && c.Label > 1<<20-1:
+		return fmt.Errorf("route %s: MPLS label %d does not fit 20 bits", c.Prefix, c.Label)
+	}
 	return nil
 }
 
@@ -458,6 +504,8 @@ func classifierKey(matches []string, redirect uint32) string {
 // matching c is looked up in VRF redirectTo instead (priority 0x9000,
 // above every prefix).
 func (v *VRF) AddClassifier(c dataplane.Classifier, redirectTo uint32) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	ms, err := classifierMatches(c)
 	if err != nil {
 		return fmt.Errorf("ovs VRF %d: %w", v.id, err)
@@ -479,6 +527,8 @@ func (v *VRF) AddClassifier(c dataplane.Classifier, redirectTo uint32) error {
 
 // RemoveClassifier implements dataplane.VRFDataplane.
 func (v *VRF) RemoveClassifier(c dataplane.Classifier, redirectTo uint32) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	ms, err := classifierMatches(c)
 	if err != nil {
 		return fmt.Errorf("ovs VRF %d: %w", v.id, err)
@@ -505,6 +555,8 @@ func (v *VRF) RemoveClassifier(c dataplane.Classifier, redirectTo uint32) error 
 
 // UpdateFallback implements dataplane.VRFDataplane (reference §5.8).
 func (v *VRF) UpdateFallback(f *dataplane.Fallback) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if f == nil {
 		if v.fallback == nil {
 			return nil
@@ -537,6 +589,8 @@ var flowNoise = regexp.MustCompile(`\s*(duration|n_packets|n_bytes|idle_age|hard
 // Info implements dataplane.VRFDataplane: ports, routes and the live
 // flows (dump-flows cookie=<VRF id>/-1) and groups of the VRF.
 func (v *VRF) Info() map[string]any {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	ports := map[string]any{}
 	for k, p := range v.ports {
 		ports[k] = map[string]any{"ofport": p.ofport, "vlan": p.vlan, "added_by_us": p.added}
@@ -590,6 +644,8 @@ func groupIDOf(l string) (uint32, bool) {
 // cookie and every group of the VRF go in one bundle; ports the driver
 // added are deleted.
 func (v *VRF) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	lines := []string{"flow delete " + cookieMask(v.id)}
 	var gids []uint32
 	for _, r := range v.routes {
