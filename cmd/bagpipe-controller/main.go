@@ -59,7 +59,8 @@ func run(args []string) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "bagpipe-controller")
+	base := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := base.With("component", "bagpipe-controller")
 	as, err := strconv.ParseUint(*asn, 10, 32)
 	if err != nil || as == 0 {
 		return fmt.Errorf("--as-number %q: want an integer between 1 and 4294967295", *asn)
@@ -88,7 +89,7 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	scfg := store.Config{DataDir: *dataDir, ClientURL: *clientURL, PeerURL: *peerURL, Log: log}
+	scfg := store.Config{DataDir: *dataDir, ClientURL: *clientURL, PeerURL: *peerURL, Log: base}
 	if *endpoints != "" {
 		scfg.Endpoints = strings.Split(*endpoints, ",")
 	}
@@ -98,7 +99,7 @@ func run(args []string) error {
 	}
 	defer st.Close()
 	ctl, err := controller.New(controller.Config{Client: st.Client, Prefix: *prefix, ASNumber: uint32(as),
-		VNIRanges: vr, RTNNRanges: rr, Log: log})
+		VNIRanges: vr, RTNNRanges: rr, Log: base})
 	if err != nil {
 		return err
 	}

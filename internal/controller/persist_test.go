@@ -1,10 +1,13 @@
 package controller
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -106,13 +109,44 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 	must("PUT", "/v2.0/ports/"+ports[0], obj{"port": obj{"admin_state_up": false}}, "port")
 	must("DELETE", "/v2.0/ports/"+ports[1], nil, "")
 	last := must("PUT", "/v1/ports/"+ports[2]+"/status", obj{"status": "ACTIVE"}, "port")
-	if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil { // right after the last acknowledged write
+
+	// Writers keep creating ports on a second network while the process
+	// is killed: every port whose creation was acknowledged must survive.
+	net2 := str(must("POST", "/v2.0/networks", obj{"network": obj{"name": "busy"}}, "network"), "id")
+	must("POST", "/v2.0/subnets", obj{"subnet": obj{"network_id": net2, "cidr": "10.1.0.0/16"}}, "subnet")
+	var mu sync.Mutex
+	var acked []string
+	ackSignal := make(chan struct{}, 100000)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				r, err := postJSON(base+"/v2.0/ports", obj{"port": obj{"network_id": net2, "binding:host_id": "h2"}})
+				if err != nil {
+					return // the controller is gone
+				}
+				if id, ok := r["port"].(obj)["id"].(string); ok {
+					mu.Lock()
+					acked = append(acked, id)
+					mu.Unlock()
+					ackSignal <- struct{}{}
+				}
+			}
+		}()
+	}
+	for range 40 { // kill in the middle of the stream of writes
+		<-ackSignal
+	}
+	if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	p.Wait(30 * time.Second)
+	wg.Wait()
 
 	_, base = startController(t, bin, dir, "--vni-ranges", "10:19")
-	l := do(t, base, "GET", "/v2.0/ports?fields=id&fields=name", nil).body["ports"].([]any)
+	l := do(t, base, "GET", "/v2.0/ports?fields=id&fields=name&network_id="+net, nil).body["ports"].([]any)
 	if len(l) != 19 {
 		t.Fatalf("%d ports after SIGKILL and restart, want 19", len(l))
 	}
@@ -129,6 +163,48 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 	if n := len(a["ports"].([]any)); n != 18 {
 		t.Fatalf("%d attachments on h1 after restart, want 18 (19 ports, one down)", n)
 	}
+	stored := map[string]bool{}
+	ips := map[string]bool{}
+	for _, x := range do(t, base, "GET", "/v2.0/ports?network_id="+net2, nil).body["ports"].([]any) {
+		stored[str(x.(obj), "id")] = true
+		if ip := fixedIP(x.(obj)); ips[ip] {
+			t.Fatalf("address %s given twice", ip)
+		} else {
+			ips[ip] = true
+		}
+	}
+	n := len(acked)
+	if n < 40 {
+		t.Fatalf("only %d acknowledged creations recorded", n)
+	}
+	for _, id := range acked {
+		if !stored[id] {
+			t.Fatalf("acknowledged port %s lost by SIGKILL", id)
+		}
+	}
+	a = do(t, base, "GET", "/v1/hosts/h2/attachments", nil).body
+	if len(a["ports"].([]any)) != len(stored) {
+		t.Fatalf("%d attachments on h2 for %d ports", len(a["ports"].([]any)), len(stored))
+	}
+	t.Logf("%d acknowledged port creations before SIGKILL, %d ports stored", n, len(stored))
+}
+
+// postJSON posts body and decodes the answer; an error means no answer.
+func postJSON(url string, body any) (obj, error) {
+	js, _ := json.Marshal(body)
+	r, err := httpClient.Post(url, "application/json", bytes.NewReader(js))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Body.Close()
+	var out obj
+	if err := json.NewDecoder(r.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	if r.StatusCode != 201 {
+		return obj{}, nil
+	}
+	return out, nil
 }
 
 func httpGet(url string) (int, error) {

@@ -34,10 +34,16 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 	return ce
 }
 
-// quietMessages are logged by etcd at error level on every normal
-// shutdown; they are demoted to debug.
+// quietMessages are logged by etcd as warnings or errors on every normal
+// start or shutdown of the embedded server; they are demoted to debug.
 var quietMessages = map[string]bool{
 	"setting up serving from embedded etcd failed.": true,
+	"stopping insecure grpc server due to error":    true,
+	"stopped insecure grpc server due to error":     true,
+	// Warnings about choices a single-member, loopback server makes on
+	// purpose.
+	"Running http and grpc server on single port. This is not recommended for production.": true,
+	"simple token is not cryptographically signed":                                         true,
 }
 
 func (c *slogCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
