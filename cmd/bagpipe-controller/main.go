@@ -30,7 +30,9 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:]); errors.Is(err, flag.ErrHelp) {
+		return
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "bagpipe-controller:", err)
 		os.Exit(1)
 	}
@@ -45,8 +47,12 @@ func run(args []string) error {
 	peerURL := fs.String("etcd-peer-url", "http://127.0.0.1:2380", "peer URL of the embedded etcd server")
 	prefix := fs.String("etcd-prefix", "/bagpipe/", "prefix of every etcd key")
 	asn := fs.String("as-number", strconv.Itoa(controller.DefaultASNumber), "AS number of route targets <as_number>:<nn> (upstream as_number)")
-	vnis := fs.String("vni-ranges", "1001:2000", "segmentation ids (VNIs) given to networks, e.g. 1001:2000,5000:5099")
+	vnis := fs.String("vni-ranges", "1001:2000", "segmentation ids (VNIs) given to networks, e.g. 1001:2000,5000:5099 (upstream vni_ranges)")
 	rtnn := fs.String("rt-nn-ranges", "", "route-target numbers given to networks (upstream rt_nn_ranges), e.g. 100:119,500:519; empty: nn = segmentation id")
+	// Upstream's option names work too.
+	fs.StringVar(asn, "as_number", *asn, "same as --as-number")
+	fs.StringVar(vnis, "vni_ranges", *vnis, "same as --vni-ranges")
+	fs.StringVar(rtnn, "rt_nn_ranges", *rtnn, "same as --rt-nn-ranges")
 	tokenFile := fs.String("auth-token-file", "", "file holding the bearer token every request must carry (also $BAGPIPE_CONTROLLER_TOKEN); none: no authentication")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
