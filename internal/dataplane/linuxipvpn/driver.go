@@ -78,13 +78,25 @@ const (
 	TableSpan = 1 << 16
 	// DeviceName is the collect_md VXLAN device.
 	DeviceName = "bagpipe-vx"
-	// DeviceAlias marks DeviceName as ours.
+	// TXDeviceName is the macvlan on DeviceName that remote routes use.
+	TXDeviceName = "bagpipe-vx-tx"
+	// DeviceAlias marks DeviceName and TXDeviceName as ours.
 	DeviceAlias = "bagpipe-ipvpn"
 )
 
 // GatewayMAC is upstream bagpipe's GATEWAY_MAC: the MAC of our VXLAN
-// device and the inner destination MAC of the packets we send.
+// device, so that it accepts the frames OVS bagpipe and other nodes send
+// to it (dataplanes.md §1e), and the inner destination MAC we send.
 var GatewayMAC = net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x43, 0x64}
+
+// TXMAC is the MAC of TXDeviceName: the inner source MAC of what we send.
+// It must differ from GatewayMAC: the receiving VXLAN driver drops frames
+// whose source MAC is its own device's MAC as loops (vxlan_set_mac), so
+// sending from a device whose MAC is GatewayMAC to a device whose MAC is
+// GatewayMAC never works. Routing through a macvlan of the VXLAN device
+// keeps GatewayMAC on the receiving side and another source MAC on the
+// sending side; the lwtunnel metadata survives the macvlan.
+var TXMAC = net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x43, 0x64}
 
 // Rule preferences and the rule/route protocol marking ownership.
 const (
@@ -401,17 +413,71 @@ func (d *Driver) ensureDevice() error {
 			return fmt.Errorf("linux IP VPN driver: bringing %s up: %w", DeviceName, err)
 		}
 	}
+	tx, err := d.ensureTXDevice(l.Attrs().Index)
+	if err != nil {
+		return err
+	}
 	d.mu.Lock()
-	changed := d.vxIndex != 0 && d.vxIndex != l.Attrs().Index
-	d.vxIndex = l.Attrs().Index
+	changed := d.vxIndex != 0 && d.vxIndex != tx
+	d.vxIndex = tx
 	d.mu.Unlock()
 	if changed {
-		d.log.Warn("the VXLAN device was recreated: remote routes are rewritten by the reconcile", "device", DeviceName)
+		d.log.Warn("the VXLAN devices were recreated: remote routes are rewritten by the reconcile", "device", TXDeviceName)
 	}
 	return nil
 }
 
-// vx returns the VXLAN device index.
+// ensureTXDevice creates or checks the macvlan TXDeviceName on the VXLAN
+// device (index parent) and returns its index.
+func (d *Driver) ensureTXDevice(parent int) (int, error) {
+	l, err := d.h.LinkByName(TXDeviceName)
+	if err != nil && !isNotFound(err) {
+		return 0, fmt.Errorf("linux IP VPN driver: looking up %s: %w", TXDeviceName, err)
+	}
+	if err == nil {
+		a := l.Attrs()
+		if a.Alias != DeviceAlias {
+			return 0, fmt.Errorf("linux IP VPN driver: interface %s exists but is not ours (alias %q, want %q); delete or rename it", TXDeviceName, a.Alias, DeviceAlias)
+		}
+		if _, ok := l.(*netlink.Macvlan); !ok || a.ParentIndex != parent {
+			if err := d.h.LinkDel(l); err != nil && !isNotFound(err) {
+				return 0, fmt.Errorf("linux IP VPN driver: deleting the outdated %s: %w", TXDeviceName, err)
+			}
+			l = nil
+		}
+	} else {
+		l = nil
+	}
+	if l == nil {
+		la := netlink.NewLinkAttrs()
+		la.Name = TXDeviceName
+		la.ParentIndex = parent
+		la.HardwareAddr = TXMAC
+		if err := d.h.LinkAdd(&netlink.Macvlan{LinkAttrs: la, Mode: netlink.MACVLAN_MODE_BRIDGE}); err != nil {
+			return 0, fmt.Errorf("linux IP VPN driver: creating the macvlan %s on %s: %w", TXDeviceName, DeviceName, err)
+		}
+		if l, err = d.h.LinkByName(TXDeviceName); err != nil {
+			return 0, fmt.Errorf("linux IP VPN driver: %s vanished after creation: %w", TXDeviceName, err)
+		}
+		if err := d.h.LinkSetAlias(l, DeviceAlias); err != nil {
+			_ = d.h.LinkDel(l)
+			return 0, fmt.Errorf("linux IP VPN driver: marking %s as ours: %w", TXDeviceName, err)
+		}
+	}
+	if l.Attrs().HardwareAddr.String() != TXMAC.String() {
+		if err := d.h.LinkSetHardwareAddr(l, TXMAC); err != nil {
+			return 0, fmt.Errorf("linux IP VPN driver: setting the MAC of %s: %w", TXDeviceName, err)
+		}
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := d.h.LinkSetUp(l); err != nil {
+			return 0, fmt.Errorf("linux IP VPN driver: bringing %s up: %w", TXDeviceName, err)
+		}
+	}
+	return l.Attrs().Index, nil
+}
+
+// vx returns the index of the device remote routes use (TXDeviceName).
 func (d *Driver) vx() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -523,7 +589,7 @@ func (d *Driver) Handle() *netlink.Handle { return d.h }
 func (d *Driver) Table(instanceID uint32) int { return d.opts.TableBase + int(instanceID) }
 
 // peRef counts a route's use of a remote PE; the first use installs the
-// permanent neighbour PE → GatewayMAC on the VXLAN device, the last
+// permanent neighbour PE → GatewayMAC on TXDeviceName, the last
 // release removes it.
 func (d *Driver) peRef(pe netip.Addr, delta int) error {
 	d.mu.Lock()
@@ -541,7 +607,7 @@ func (d *Driver) peRef(pe netip.Addr, delta int) error {
 	case n <= 0:
 		err := d.h.NeighDel(&netlink.Neigh{LinkIndex: vx, Family: netlink.FAMILY_V4, IP: pe.AsSlice()})
 		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("removing the neighbour %s on %s: %w", pe, DeviceName, err)
+			return fmt.Errorf("removing the neighbour %s on %s: %w", pe, TXDeviceName, err)
 		}
 	}
 	return nil
@@ -550,7 +616,7 @@ func (d *Driver) peRef(pe netip.Addr, delta int) error {
 func (d *Driver) setPENeigh(vx int, pe netip.Addr) error {
 	err := d.h.NeighSet(&netlink.Neigh{LinkIndex: vx, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: pe.AsSlice(), HardwareAddr: GatewayMAC})
 	if err != nil {
-		return fmt.Errorf("adding the neighbour %s → %s on %s: %w", pe, GatewayMAC, DeviceName, err)
+		return fmt.Errorf("adding the neighbour %s → %s on %s: %w", pe, GatewayMAC, TXDeviceName, err)
 	}
 	return nil
 }
@@ -571,9 +637,11 @@ func Cleanup(ns string) error {
 	defer d.closeSockets()
 	d.closed = true
 	errs := []error{d.removeUnclaimed(true)}
-	if l, err := d.h.LinkByName(DeviceName); err == nil && l.Attrs().Alias == DeviceAlias {
-		if err := d.h.LinkDel(l); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("deleting %s: %w", DeviceName, err))
+	for _, name := range []string{TXDeviceName, DeviceName} {
+		if l, err := d.h.LinkByName(name); err == nil && l.Attrs().Alias == DeviceAlias {
+			if err := d.h.LinkDel(l); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("deleting %s: %w", name, err))
+			}
 		}
 	}
 	errs = append(errs, d.restoreLocalRule())
@@ -756,7 +824,7 @@ func (d *Driver) removeUnusedPENeighbours() error {
 	}
 	list, err := d.h.NeighList(vx, netlink.FAMILY_V4)
 	if err != nil {
-		return fmt.Errorf("listing the neighbours of %s: %w", DeviceName, err)
+		return fmt.Errorf("listing the neighbours of %s: %w", TXDeviceName, err)
 	}
 	var errs []error
 	for _, n := range list {
@@ -768,7 +836,7 @@ func (d *Driver) removeUnusedPENeighbours() error {
 		}
 		if !want[a] && n.State&netlink.NUD_PERMANENT != 0 {
 			if err := d.h.NeighDel(&n); err != nil && !isNotFound(err) {
-				errs = append(errs, fmt.Errorf("removing the neighbour %s on %s: %w", a, DeviceName, err))
+				errs = append(errs, fmt.Errorf("removing the neighbour %s on %s: %w", a, TXDeviceName, err))
 			}
 		}
 	}
@@ -833,6 +901,7 @@ func (d *Driver) Info() map[string]any {
 		"local_address":     addrString(d.opts.LocalAddress),
 		"vxlan_dst_port":    d.opts.VXLANPort,
 		"device":            DeviceName,
+		"tx_device":         TXDeviceName,
 		"table_base":        d.opts.TableBase,
 		"tables":            tables,
 		"remote_pes":        len(d.peRefs),

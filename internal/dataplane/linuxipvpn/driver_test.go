@@ -31,6 +31,11 @@ func TestDriverInitAndCleanup(t *testing.T) {
 	case !isUp(l):
 		t.Errorf("%s is down", DeviceName)
 	}
+	tx := link(t, ns, TXDeviceName)
+	if mv, ok := tx.(*netlink.Macvlan); !ok || tx.Attrs().ParentIndex != l.Attrs().Index || tx.Attrs().Alias != DeviceAlias ||
+		tx.Attrs().HardwareAddr.String() != "02:00:5e:00:43:64" || !isUp(tx) || mv.Mode != netlink.MACVLAN_MODE_BRIDGE {
+		t.Errorf("%s: %+v, want an up macvlan of %s with MAC 02:00:5e:00:43:64 and our alias", TXDeviceName, tx.Attrs(), DeviceName)
+	}
 	out, err := exec.Command("ip", "netns", "exec", ns.name, "cat", "/proc/sys/net/ipv4/ip_forward").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "1" {
 		t.Errorf("ip_forward in the namespace = %q (%v), want 1", out, err)
@@ -53,8 +58,10 @@ func TestDriverInitAndCleanup(t *testing.T) {
 	if err := Cleanup(ns.name); err != nil {
 		t.Fatalf("Cleanup: %v", err)
 	}
-	if _, err := ns.h.LinkByName(DeviceName); err == nil {
-		t.Errorf("%s survived Cleanup", DeviceName)
+	for _, name := range []string{DeviceName, TXDeviceName} {
+		if _, err := ns.h.LinkByName(name); err == nil {
+			t.Errorf("%s survived Cleanup", name)
+		}
 	}
 	if !hasLocalRuleAt(t, d, 0) {
 		t.Error("Cleanup did not restore the pref 0 local rule")
@@ -122,7 +129,7 @@ func TestVRFStateAndClose(t *testing.T) {
 	if !isUp(tap) {
 		t.Error("Plug did not bring the port up")
 	}
-	vxIdx := link(t, ns, DeviceName).Attrs().Index
+	vxIdx := link(t, ns, TXDeviceName).Attrs().Index
 	wantRules := []string{"1000: iif tap-a lookup 1001", "1000: tun_id 300 lookup 1001", "32765: lookup 255"}
 	if got := kernelRules(t, d); !slices.Equal(got, wantRules) {
 		t.Errorf("rules\n got %q\nwant %q", got, wantRules)
@@ -139,7 +146,7 @@ func TestVRFStateAndClose(t *testing.T) {
 	if got := neighbours(t, ns, "tap-a"); got["10.1.1.10"] != "02:00:00:00:00:0a" {
 		t.Errorf("port neighbours %v, want 10.1.1.10 → 02:00:00:00:00:0a", got)
 	}
-	if got := neighbours(t, ns, DeviceName); len(got) != 1 || got["10.98.0.2"] != "00:00:5e:00:43:64" {
+	if got := neighbours(t, ns, TXDeviceName); len(got) != 1 || got["10.98.0.2"] != "00:00:5e:00:43:64" {
 		t.Errorf("%s neighbours %v, want 10.98.0.2 → GATEWAY_MAC", DeviceName, got)
 	}
 	info := v.Info()
@@ -173,7 +180,7 @@ func TestVRFStateAndClose(t *testing.T) {
 	if got := tableRoutes(t, d, 1001); len(got) != 0 {
 		t.Errorf("table after Close %v", got)
 	}
-	if got := neighbours(t, ns, DeviceName); len(got) != 0 {
+	if got := neighbours(t, ns, TXDeviceName); len(got) != 0 {
 		t.Errorf("%s neighbours after Close %v", DeviceName, got)
 	}
 	if got := neighbours(t, ns, "tap-a"); len(got) != 0 {
@@ -211,7 +218,7 @@ func TestECMPAndDefault(t *testing.T) {
 	ns := newNS(t)
 	d := newDriver(t, ns, Options{})
 	v := newVRF(t, d, 3, "10.1.1.1")
-	vx := itoa(link(t, ns, DeviceName).Attrs().Index)
+	vx := itoa(link(t, ns, TXDeviceName).Attrs().Index)
 	apply(t, v, addRoute("10.9.0.0/16", "10.98.0.3", 500), addRoute("10.9.0.0/16", "10.98.0.2", 501))
 	routes, err := d.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 1003}, netlink.RT_FILTER_TABLE)
 	if err != nil {
@@ -235,7 +242,7 @@ func TestECMPAndDefault(t *testing.T) {
 	if got := tableRoutes(t, d, 1003)["10.9.0.0/16"]; got != want1 {
 		t.Errorf("after removing one member\n got %s\nwant %s", got, want1)
 	}
-	if got := neighbours(t, ns, DeviceName); len(got) != 1 || got["10.98.0.2"] == "" {
+	if got := neighbours(t, ns, TXDeviceName); len(got) != 1 || got["10.98.0.2"] == "" {
 		t.Errorf("PE neighbours %v, want only 10.98.0.2", got)
 	}
 	// A label change of a member rewrites it.
@@ -257,7 +264,7 @@ func TestECMPAndDefault(t *testing.T) {
 	if got := tableRoutes(t, d, 1003)["0.0.0.0/0"]; got != "table 1003 0.0.0.0/0 type 7" {
 		t.Errorf("default after removal %s, want unreachable", got)
 	}
-	if got := neighbours(t, ns, DeviceName); len(got) != 0 {
+	if got := neighbours(t, ns, TXDeviceName); len(got) != 0 {
 		t.Errorf("PE neighbours left %v", got)
 	}
 
@@ -323,7 +330,7 @@ func TestReconcileRepairs(t *testing.T) {
 		{"route", "del", "10.2.2.0/24", "table", "1005"},
 		{"rule", "del", "pref", "1000", "tun_id", "300"},
 		{"neigh", "del", "10.1.1.10", "dev", "tap-a"},
-		{"neigh", "del", "10.98.0.2", "dev", DeviceName},
+		{"neigh", "del", "10.98.0.2", "dev", TXDeviceName},
 		{"route", "add", "10.66.0.0/16", "dev", "tap-a", "table", "1005"},
 	} {
 		if out, err := exec.Command("ip", append([]string{"-n", ns.name}, args...)...).CombinedOutput(); err != nil {
@@ -342,7 +349,7 @@ func TestReconcileRepairs(t *testing.T) {
 	if got := neighbours(t, ns, "tap-a"); !mapsEqual(got, tapNeigh) {
 		t.Errorf("port neighbours after reconcile %v, want %v", got, tapNeigh)
 	}
-	if got := neighbours(t, ns, DeviceName); got["10.98.0.2"] != "00:00:5e:00:43:64" {
+	if got := neighbours(t, ns, TXDeviceName); got["10.98.0.2"] != "00:00:5e:00:43:64" {
 		t.Errorf("PE neighbour not restored: %v", got)
 	}
 	if d.Repairs() < 5 {
@@ -356,7 +363,7 @@ func TestReconcileRepairs(t *testing.T) {
 	if err := d.Reconcile(); err != nil {
 		t.Fatalf("Reconcile: %v", err)
 	}
-	vx := itoa(link(t, ns, DeviceName).Attrs().Index)
+	vx := itoa(link(t, ns, TXDeviceName).Attrs().Index)
 	if got := tableRoutes(t, d, 1005)["10.2.2.0/24"]; got != "table 1005 10.2.2.0/24 type 1 ["+vx+" 10.98.0.2 400 10.98.0.2]" {
 		t.Errorf("remote route after device recreation: %q", got)
 	}
@@ -412,7 +419,7 @@ func TestAdoptionAndResetState(t *testing.T) {
 	if got := tableRoutes(t, d2, 1008); len(got) != 0 {
 		t.Errorf("unclaimed table 1008 kept after the grace: %v", got)
 	}
-	if got := neighbours(t, ns, DeviceName); len(got) != 1 || got["10.98.0.2"] == "" {
+	if got := neighbours(t, ns, TXDeviceName); len(got) != 1 || got["10.98.0.2"] == "" {
 		t.Errorf("PE neighbours after the grace %v, want only 10.98.0.2", got)
 	}
 	wantRules := []string{"1000: iif tap-a lookup 1006", "1000: tun_id 300 lookup 1006", "32765: lookup 255"}
@@ -435,7 +442,7 @@ func TestAdoptionAndResetState(t *testing.T) {
 	if got := neighbours(t, ns, "tap-a"); len(got) != 0 {
 		t.Errorf("ResetState kept the endpoint neighbour %v", got)
 	}
-	if got := neighbours(t, ns, DeviceName); len(got) != 0 {
+	if got := neighbours(t, ns, TXDeviceName); len(got) != 0 {
 		t.Errorf("ResetState kept PE neighbours %v", got)
 	}
 }
