@@ -182,3 +182,49 @@ func TestAttachmentFeedErrors(t *testing.T) {
 	}
 
 }
+
+func TestNetworkAdminStateMovesAttachments(t *testing.T) {
+	e := newEnv(t, opts{})
+	net := str(e.network(obj{}), "id")
+	e.subnet(net, "10.0.0.0/24", nil)
+	names := map[string]string{}
+	for i := range 3 {
+		names[str(e.port(net, obj{"binding:host_id": "h1"}), "id")] = fmt.Sprint("p", i)
+	}
+	// From now on (no revision), ending after a while (long poll).
+	w := openWatch(t, e.srv.URL, "h1", 0)
+	defer w.close()
+	e.must(200, "PUT", "/v2.0/networks/"+net, obj{"network": obj{"admin_state_up": false}}, "network")
+	down := w.next()
+	if len(down.Events) != 3 || slices.ContainsFunc(down.Events, func(ev FeedEvent) bool { return ev.Type != "delete" }) {
+		t.Fatalf("network down: %+v, want 3 deletes in one revision", down)
+	}
+	if l := e.must(200, "GET", "/v1/hosts/h1/attachments", nil, ""); len(l["ports"].([]any)) != 0 {
+		t.Fatalf("attachments of a down network: %v", l)
+	}
+	e.must(200, "PUT", "/v2.0/networks/"+net, obj{"network": obj{"name": "renamed"}}, "network") // no event
+	e.must(200, "PUT", "/v2.0/networks/"+net, obj{"network": obj{"admin_state_up": true}}, "network")
+	up := w.next()
+	if len(up.Events) != 3 || slices.ContainsFunc(up.Events, func(ev FeedEvent) bool { return ev.Type != "put" }) || up.Revision != down.Revision+2 {
+		t.Fatalf("network up: %+v (down at %d), want 3 puts two revisions later", up, down.Revision)
+	}
+}
+
+func TestWatchTimeoutEndsStream(t *testing.T) {
+	e := newEnv(t, opts{})
+	r, err := http.Get(e.srv.URL + "/v1/hosts/h1/attachments?watch=true&timeout=0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	sc := bufio.NewScanner(r.Body)
+	for sc.Scan() { // only bookmarks may come; then the end
+		var l FeedLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || len(l.Events) != 0 {
+			t.Fatalf("line %q (%v) on an idle host", sc.Text(), err)
+		}
+	}
+	if r.StatusCode != 200 || sc.Err() != nil {
+		t.Fatalf("status %d, read error %v", r.StatusCode, sc.Err())
+	}
+}

@@ -119,11 +119,12 @@ func TapName(portID string) string {
 }
 
 // ComputeAttachments returns the attachments of port p on network n (subnets
-// by id): nil unless p is bound to a host and administratively up. One E-VPN
+// by id): nil unless p is bound to a host and p and n are administratively
+// up. One E-VPN
 // attachment per port, with its first IPv4 address (MAC only without one),
 // VNI = segmentation id, import = export = the network's route targets.
 func ComputeAttachments(p *Port, n *Network, subnets map[string]*Subnet) *PortAttachments {
-	if p.HostID == "" || !p.AdminStateUp {
+	if p.HostID == "" || !p.AdminStateUp || !n.AdminStateUp {
 		return nil
 	}
 	a := Attachment{

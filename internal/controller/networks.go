@@ -158,7 +158,9 @@ func (c *Controller) ListNetworks(ctx context.Context) ([]*Network, error) {
 }
 
 // UpdateNetwork changes a network's name, description, admin_state_up or
-// shared flag.
+// shared flag. A network that is administratively down has no attachments:
+// changing admin_state_up removes or restores those of its ports in the
+// same transaction.
 func (c *Controller) UpdateNetwork(ctx context.Context, id string, b body) (*Network, error) {
 	if err := b.rejectReadOnly("id", "project_id", "tenant_id", "status", "subnets", "provider:network_type",
 		"provider:segmentation_id", "provider:physical_network", "route_targets", "revision_number", "created_at", "updated_at"); err != nil {
@@ -177,20 +179,24 @@ func (c *Controller) UpdateNetwork(ctx context.Context, id string, b body) (*Net
 	}
 	var out *Network
 	_, err := c.commit(ctx, func() (*plan, error) {
-		n, rev, err := c.readNetwork(ctx, id)
+		old, subs, p, err := c.portContext(ctx, id)
 		if err != nil {
 			return nil, err
 		}
+		n := *old
 		setIf(&n.Name, name)
 		setIf(&n.Description, desc)
 		setIf(&n.AdminStateUp, up)
 		setIf(&n.Shared, shared)
 		n.RevisionNumber++
 		n.UpdatedAt = now()
-		p := &plan{}
-		p.same(c.netKey(id), rev)
-		p.put(c.netKey(id), n)
-		out = n
+		if n.AdminStateUp != old.AdminStateUp {
+			if err := c.refreshPorts(ctx, p, old, &n, subs, subs); err != nil {
+				return nil, err
+			}
+		}
+		p.put(c.netKey(id), &n)
+		out = &n
 		return p, nil
 	})
 	return out, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"slices"
 
 	"github.com/bagpipe-go/bagpipe/internal/controller/alloc"
@@ -246,10 +247,12 @@ func (c *Controller) UpdateSubnet(ctx context.Context, id string, b body) (*Subn
 	}
 	var out *Subnet
 	_, err = c.commit(ctx, func() (*plan, error) {
-		s, rev, err := c.readSubnet(ctx, id)
+		prev, rev, err := c.readSubnet(ctx, id)
 		if err != nil {
 			return nil, err
 		}
+		cp := *prev
+		s := &cp
 		setIf(&s.Name, name)
 		setIf(&s.Description, desc)
 		setIf(&s.EnableDHCP, dhcp)
@@ -264,7 +267,12 @@ func (c *Controller) UpdateSubnet(ctx context.Context, id string, b body) (*Subn
 					}
 				}
 			}
-			if err := c.refreshAttachments(ctx, p, s); err != nil {
+			n, nrev, err := c.readNetwork(ctx, s.NetworkID)
+			if err != nil {
+				return nil, err
+			}
+			p.same(c.netKey(n.ID), nrev)
+			if err := c.refreshPorts(ctx, p, n, n, map[string]*Subnet{id: prev}, map[string]*Subnet{id: s}); err != nil {
 				return nil, err
 			}
 		}
@@ -278,15 +286,11 @@ func (c *Controller) UpdateSubnet(ctx context.Context, id string, b body) (*Subn
 	return out, err
 }
 
-// refreshAttachments adds to p the attachment updates of the ports with an
-// address in subnet s (whose gateway changed).
-func (c *Controller) refreshAttachments(ctx context.Context, p *plan, s *Subnet) error {
-	n, nrev, err := c.readNetwork(ctx, s.NetworkID)
-	if err != nil {
-		return err
-	}
-	p.same(c.netKey(n.ID), nrev)
-	ids, err := c.keySuffixes(ctx, c.netPortsPrefix(n.ID))
+// refreshPorts adds to p the attachment changes of the ports of network
+// nn when it and its subnets change from (on, os) to (nn, ns); the maps
+// need only hold the subnets that change.
+func (c *Controller) refreshPorts(ctx context.Context, p *plan, on, nn *Network, os, ns map[string]*Subnet) error {
+	ids, err := c.keySuffixes(ctx, c.netPortsPrefix(nn.ID))
 	if err != nil {
 		return err
 	}
@@ -295,12 +299,15 @@ func (c *Controller) refreshAttachments(ctx context.Context, p *plan, s *Subnet)
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(port.FixedIPs, func(f FixedIP) bool { return f.SubnetID == s.ID }) {
+		oa, na := ComputeAttachments(port, on, os), ComputeAttachments(port, nn, ns)
+		if reflect.DeepEqual(oa, na) {
 			continue
 		}
 		p.same(c.portKey(id), prev)
-		if a := ComputeAttachments(port, n, map[string]*Subnet{s.ID: s}); a != nil {
-			p.put(c.attachPrefix(port.HostID)+port.ID, a)
+		if na == nil {
+			p.del(c.attachPrefix(port.HostID) + id)
+		} else {
+			p.put(c.attachPrefix(port.HostID)+id, na)
 		}
 	}
 	return nil
