@@ -10,7 +10,9 @@ import (
 	"time"
 )
 
-// Network is a Neutron network as stored and as shown by the API.
+// Network is a Neutron network as stored and as shown by the API. Each
+// field is the Neutron attribute named by its JSON tag; RouteTargets is
+// ours: the network's E-VPN route targets.
 type Network struct {
 	ID             string   `json:"id"`
 	Name           string   `json:"name"`
@@ -38,7 +40,9 @@ type AllocationPool struct {
 	End   string `json:"end"`
 }
 
-// Subnet is a Neutron subnet as stored and as shown by the API.
+// Subnet is a Neutron subnet as stored and as shown by the API. Each
+// field is the Neutron attribute named by its JSON tag; GatewayIP is nil
+// for a subnet without gateway.
 type Subnet struct {
 	ID              string           `json:"id"`
 	Name            string           `json:"name"`
@@ -62,7 +66,9 @@ type FixedIP struct {
 	IPAddress string `json:"ip_address"`
 }
 
-// Port is a Neutron port as stored and as shown by the API.
+// Port is a Neutron port as stored and as shown by the API. Each field is
+// the Neutron attribute named by its JSON tag (binding:* fields are the
+// port binding extension's).
 type Port struct {
 	ID             string         `json:"id"`
 	Name           string         `json:"name"`
@@ -88,7 +94,8 @@ type Port struct {
 }
 
 // Attachment is one bagpipe-bgp attach_localport request body (see the
-// bagpipe-bgp REST API, POST /attach_localport).
+// bagpipe-bgp REST API, POST /attach_localport); each field is the request
+// field named by its JSON tag.
 type Attachment struct {
 	VPNType       string            `json:"vpn_type"`
 	VPNInstanceID string            `json:"vpn_instance_id"`
@@ -102,7 +109,8 @@ type Attachment struct {
 	Description   map[string]string `json:"description"`
 }
 
-// PortAttachments is what a host's agent must have attached for one port.
+// PortAttachments is what a host's agent must have attached for one port
+// (PortID) of network NetworkID.
 type PortAttachments struct {
 	PortID      string       `json:"port_id"`
 	NetworkID   string       `json:"network_id"`
