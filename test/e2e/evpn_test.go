@@ -46,40 +46,37 @@ func TestEVPNLinux(t *testing.T) {
 		run  func(t *testing.T)
 	}{
 		{"ping", func(t *testing.T) {
-			tp.t = t
 			tp.waitPing(vmA, ipOf(vmB))
 			tp.waitPing(vmB, ipOf(vmA))
 			tp.waitPing(vmC, ipOf(vmD))
 			tp.waitPing(vmD, ipOf(vmC))
 		}},
 		{"kernel-state", func(t *testing.T) {
-			tp.t = t
 			checkKernelState(t, tp, vmB)
 		}},
 		{"isolation", func(t *testing.T) {
-			tp.t = t
 			checkIsolation(t, tp, vmA, vmB, vmC, vmD)
 		}},
 		{"bad-requests", func(t *testing.T) {
-			tp.t = t
 			checkBadRequests(t, tp)
 		}},
 		{"detach-reattach", func(t *testing.T) {
-			tp.t = t
 			checkDetachReattach(t, tp, vmA, vmB)
 		}},
 		{"restart-replay", func(t *testing.T) {
-			tp.t = t
 			checkRestart(t, tp, []lab.VM{vmC, vmB}, vmA, vmD)
 		}},
 	}
 	for _, s := range steps {
-		if !t.Run(s.name, s.run) {
-			tp.t = t
+		ok := t.Run(s.name, func(t *testing.T) {
+			tp.t = t // the helpers report to the running step
+			s.run(t)
+		})
+		tp.t = t
+		if !ok {
 			t.Fatalf("step %s failed; later steps depend on it", s.name)
 		}
 	}
-	tp.t = t
 }
 
 // TestEVPNLinuxFakeRR is the two-VM ping with bagpipe-fakerr instead of a
