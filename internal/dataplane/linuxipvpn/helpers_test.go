@@ -230,3 +230,5 @@ func needTools(t testing.TB, tools ...string) {
 		}
 	}
 }
+
+func pfxFrom(a [4]byte, bits int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4(a), bits) }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // reconcile repairs the VRF's kernel state against its desired state.
@@ -126,4 +128,209 @@ func (v *vrf) reconcile(have map[rule]bool, kr []kroute, grace bool) error {
 		v.log.Info("reconcile repaired kernel state", "objects", repaired)
 	}
 	return nil
+}
+
+// EndGrace ends the adoption grace now: state of an earlier run that no
+// instance claimed is removed, and adopted VRFs drop what they did not
+// re-add.
+func (d *Driver) EndGrace() error {
+	d.mu.Lock()
+	d.graceOver = true
+	d.mu.Unlock()
+	err := d.removeUnclaimed(true)
+	return errors.Join(err, d.Reconcile())
+}
+
+// inGrace reports whether state found at New is still kept for adoption.
+func (d *Driver) inGrace() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.graceOver && d.opts.AdoptGrace > 0 && time.Since(d.start) < d.opts.AdoptGrace
+}
+
+// liveVRFs returns the live VRFs (d.mu must not be held).
+func (d *Driver) liveVRFs() []*vrf {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	list := make([]*vrf, 0, len(d.vrfs))
+	for _, v := range d.vrfs {
+		list = append(list, v)
+	}
+	return list
+}
+
+// removeUnclaimed deletes our rules, routes and VXLAN neighbours no live
+// VRF wants; unless all, state of the tables found at New is kept while
+// the grace runs.
+func (d *Driver) removeUnclaimed(all bool) error {
+	keep := !all && d.inGrace()
+	// Dump first, then compute what is wanted: anything added meanwhile
+	// is absent from the dump and so never removed.
+	rules, err := d.raw.rules()
+	if err != nil {
+		return fmt.Errorf("linux IP VPN driver: listing rules: %w", err)
+	}
+	routes, err := d.raw.routes(d.ours)
+	if err != nil {
+		return fmt.Errorf("linux IP VPN driver: listing routes: %w", err)
+	}
+	wanted := map[rule]bool{}
+	live := map[int]bool{}
+	for _, v := range d.liveVRFs() {
+		v.mu.Lock()
+		if !v.closed {
+			live[v.table] = true
+			for r := range v.desiredRules() {
+				wanted[r] = true
+			}
+		}
+		v.mu.Unlock()
+	}
+	d.mu.Lock()
+	inv := maps2set(d.inventory)
+	d.mu.Unlock()
+	var errs []error
+	for _, r := range rules {
+		if !d.ownedRule(r) || wanted[r.rule] || (keep && inv[r.Table]) {
+			continue
+		}
+		if err := d.raw.ruleDel(r.rule, rtProto); err != nil {
+			errs = append(errs, fmt.Errorf("deleting the rule %s: %w", r.rule, err))
+			continue
+		}
+		d.log.Info("removed an unclaimed rule", "rule", r.rule.String())
+	}
+	flushed := map[int]int{}
+	for _, r := range routes {
+		if live[r.Table] || (keep && inv[r.Table]) {
+			continue
+		}
+		// An endpoint route: its permanent neighbour on the port goes too.
+		if r.Type == unix.RTN_UNICAST && r.Dst.Bits() == 32 && len(r.Nexthops) == 1 && !r.Nexthops[0].Gw.IsValid() && r.Nexthops[0].Oif != 0 {
+			d.delPermanentNeigh(r.Nexthops[0].Oif, r.Dst.Addr())
+		}
+		if err := d.delRoute(r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		flushed[r.Table]++
+	}
+	for t, n := range flushed {
+		d.log.Info("removed routes of an unclaimed table", "table", t, "routes", n)
+	}
+	if !keep || len(inv) == 0 {
+		errs = append(errs, d.removeUnusedPENeighbours())
+	}
+	if all {
+		d.mu.Lock()
+		clear(d.inventory)
+		d.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func maps2set(m map[int]bool) map[int]bool {
+	out := make(map[int]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// delRoute deletes a dumped route.
+func (d *Driver) delRoute(r kroute) error {
+	nr := &netlink.Route{Dst: ipNet(r.Dst), Table: r.Table, Type: int(r.Type), Protocol: netlink.RouteProtocol(r.Protocol), Scope: netlink.SCOPE_NOWHERE}
+	if err := d.h.RouteDel(nr); err != nil && !errors.Is(err, unix.ESRCH) && !isNotFound(err) {
+		return fmt.Errorf("deleting the route %s in table %d: %w", r.Dst, r.Table, err)
+	}
+	return nil
+}
+
+// delPermanentNeigh deletes the permanent neighbour ip on link index, if
+// there is one.
+func (d *Driver) delPermanentNeigh(index int, ip netip.Addr) {
+	list, err := d.h.NeighList(index, netlink.FAMILY_V4)
+	if err != nil {
+		return
+	}
+	for _, n := range list {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == ip && n.State&netlink.NUD_PERMANENT != 0 {
+			_ = d.h.NeighDel(&n)
+		}
+	}
+}
+
+// removeUnusedPENeighbours deletes the permanent neighbours of our VXLAN
+// device that no route uses, and re-adds the missing ones.
+func (d *Driver) removeUnusedPENeighbours() error {
+	d.mu.Lock()
+	vx := d.vxIndex
+	want := make(map[netip.Addr]bool, len(d.peRefs))
+	for pe := range d.peRefs {
+		want[pe] = true
+	}
+	d.mu.Unlock()
+	if vx == 0 {
+		return nil // no device (Cleanup): its neighbours go with it
+	}
+	list, err := d.h.NeighList(vx, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("listing the neighbours of %s: %w", TXDeviceName, err)
+	}
+	var errs []error
+	for _, n := range list {
+		a, _ := netip.AddrFromSlice(n.IP)
+		a = a.Unmap()
+		if want[a] && n.HardwareAddr.String() == GatewayMAC.String() && n.State&netlink.NUD_PERMANENT != 0 {
+			delete(want, a)
+			continue
+		}
+		if !want[a] && n.State&netlink.NUD_PERMANENT != 0 {
+			if err := d.h.NeighDel(&n); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("removing the neighbour %s on %s: %w", a, TXDeviceName, err))
+			}
+		}
+	}
+	for pe := range want {
+		d.repairs.Add(1)
+		errs = append(errs, d.setPENeigh(vx, pe))
+	}
+	return errors.Join(errs...)
+}
+
+// Reconcile repairs the kernel state now: the VXLAN device, the moved
+// local rule, every live VRF's rules, routes and neighbours, and removes
+// unclaimed state (respecting the adoption grace).
+func (d *Driver) Reconcile() error {
+	var errs []error
+	if err := d.ensureDevice(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.moveLocalRule(); err != nil {
+		errs = append(errs, err)
+	}
+	rules, err := d.raw.rules()
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing rules: %w", err))...)
+	}
+	routes, err := d.raw.routes(d.ours)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing routes: %w", err))...)
+	}
+	have := map[rule]bool{}
+	for _, r := range rules {
+		if d.ownedRule(r) {
+			have[r.rule] = true
+		}
+	}
+	byTable := map[int][]kroute{}
+	for _, r := range routes {
+		byTable[r.Table] = append(byTable[r.Table], r)
+	}
+	grace := d.inGrace()
+	for _, v := range d.liveVRFs() {
+		errs = append(errs, v.reconcile(have, byTable[v.table], grace))
+	}
+	errs = append(errs, d.removeUnclaimed(false))
+	return errors.Join(errs...)
 }
