@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -337,4 +338,67 @@ func TestNewErrors(t *testing.T) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
 		}
 	}
+}
+
+// TestResyncAfterRestart restarts ovs-vswitchd under a programmed VRF:
+// Lost notices the missing flows and Resync puts back the same flows and
+// groups.
+func TestResyncAfterRestart(t *testing.T) {
+	o := singleNode(t)
+	local := netip.MustParseAddr("10.200.0.1")
+	d := newTestDriver(t, o, Options{LocalAddress: local, ARPResponder: true, VXLANEncap: true})
+	if lost, err := d.Lost(); lost || err != nil {
+		t.Fatalf("Lost before any VRF = %t, %v", lost, err)
+	}
+	v, err := d.NewVRF(dataplane.VRFConfig{InstanceID: 4, LocalAddress: local, GatewayIP: netip.MustParseAddr("10.1.1.1"), PrefixLen: 24,
+		Fallback: &dataplane.Fallback{SrcMAC: "00:00:5e:2a:10:00", DstMAC: "02:00:00:00:99:98", OVSPortNumber: 78}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Plug(dataplane.LocalPort{LinuxIf: "vm1"}, mustMAC(t, "02:00:00:00:01:01"), netip.MustParsePrefix("10.1.1.10/32"), 100, dataplane.DirectionBoth); err != nil {
+		t.Fatal(err)
+	}
+	pfx := netip.MustParsePrefix("10.2.2.0/24")
+	if err := v.Apply([]dataplane.VRFChange{
+		{Kind: dataplane.AddRoute, Prefix: pfx, NextHop: netip.MustParseAddr("10.200.0.2"), Label: 200, LBOrder: 1},
+		{Kind: dataplane.AddRoute, Prefix: pfx, NextHop: netip.MustParseAddr("10.200.0.3"), Label: 300, Encap: route.EncapVXLAN, LBOrder: 2},
+		{Kind: dataplane.AddRoute, Prefix: netip.MustParsePrefix("0.0.0.0/0"), NextHop: netip.MustParseAddr("10.200.0.3"), Label: 301},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.AddClassifier(dataplane.Classifier{Protocol: 17, DestinationPort: dataplane.PortRange{Min: 53, Max: 53}}, 5); err != nil {
+		t.Fatal(err)
+	}
+	before, beforeGroups := strings.Join(flows(t, o, -1), "\n"), groups(t, o)
+	if lost, err := d.Lost(); lost || err != nil {
+		t.Fatalf("Lost on a programmed bridge = %t, %v", lost, err)
+	}
+
+	o.restartVswitchd(t, "br-mpls")
+	if f := flows(t, o, 4); len(f) != 0 {
+		t.Fatalf("flows survived the restart, the test proves nothing: %v", f)
+	}
+	lost, err := d.Lost()
+	if err != nil || !lost {
+		t.Fatalf("Lost after restart = %t, %v; want true", lost, err)
+	}
+	if err := d.Resync(); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	after, afterGroups := strings.Join(flows(t, o, -1), "\n"), groups(t, o)
+	if sortedLines(after) != sortedLines(before) {
+		t.Errorf("flows after Resync differ:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if sortedLines(strings.Join(afterGroups, "\n")) != sortedLines(strings.Join(beforeGroups, "\n")) {
+		t.Errorf("groups after Resync differ:\nbefore: %v\nafter:  %v", beforeGroups, afterGroups)
+	}
+	if lost, err := d.Lost(); lost || err != nil {
+		t.Errorf("Lost after Resync = %t, %v", lost, err)
+	}
+}
+
+func sortedLines(s string) string {
+	l := strings.Split(s, "\n")
+	slices.Sort(l)
+	return strings.Join(l, "\n")
 }

@@ -115,22 +115,51 @@ func startOVS(t testing.TB, ns string) *ovsInstance {
 		os.RemoveAll(dir)
 	})
 	sh(t, "ovsdb-tool", "create", filepath.Join(dir, "conf.db"), "/usr/share/openvswitch/vswitch.ovsschema")
-	env := []string{"OVS_RUNDIR=" + dir, "OVS_DBDIR=" + dir, "OVS_LOGDIR=" + dir, "OVS_SYSCONFDIR=" + dir}
-	daemon := func(name string, args ...string) {
-		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("starting %s: %v\n%s", name, err, out)
-		}
-	}
-	daemon("ovsdb-server", filepath.Join(dir, "conf.db"), "--remote=punix:"+filepath.Join(dir, "db.sock"),
+	o.daemon(t, "ovsdb-server", filepath.Join(dir, "conf.db"), "--remote=punix:"+filepath.Join(dir, "db.sock"),
 		"--pidfile="+filepath.Join(dir, "ovsdb-server.pid"), "--unixctl="+filepath.Join(dir, "ovsdb-server.ctl"),
 		"--log-file="+filepath.Join(dir, "ovsdb-server.log"), "--detach", "--no-chdir")
 	sh(t, "ovs-vsctl", "--db="+o.db(), "--no-wait", "init")
-	daemon("ovs-vswitchd", o.db(), "--pidfile="+filepath.Join(dir, "ovs-vswitchd.pid"),
-		"--unixctl="+filepath.Join(dir, "ovs-vswitchd.ctl"), "--log-file="+filepath.Join(dir, "ovs-vswitchd.log"),
-		"--detach", "--no-chdir")
+	o.startVswitchd(t)
 	return o
+}
+
+// daemon starts a detaching OVS daemon in the instance's namespace.
+func (o *ovsInstance) daemon(t testing.TB, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", o.ns, name}, args...)...)
+	cmd.Env = append(os.Environ(), "OVS_RUNDIR="+o.dir, "OVS_DBDIR="+o.dir, "OVS_LOGDIR="+o.dir, "OVS_SYSCONFDIR="+o.dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("starting %s: %v\n%s", name, err, out)
+	}
+}
+
+// startVswitchd starts ovs-vswitchd on the instance's database.
+func (o *ovsInstance) startVswitchd(t testing.TB) {
+	t.Helper()
+	o.daemon(t, "ovs-vswitchd", o.db(), "--pidfile="+filepath.Join(o.dir, "ovs-vswitchd.pid"),
+		"--unixctl="+filepath.Join(o.dir, "ovs-vswitchd.ctl"), "--log-file="+filepath.Join(o.dir, "ovs-vswitchd.log"),
+		"--detach", "--no-chdir")
+}
+
+// restartVswitchd stops ovs-vswitchd and starts it again: bridges and
+// ports come back from the database, flows and groups do not. It waits
+// (a bounded number of tries) until the bridge answers OpenFlow again.
+func (o *ovsInstance) restartVswitchd(t testing.TB, br string) {
+	t.Helper()
+	killPidfile(t, filepath.Join(o.dir, "ovs-vswitchd.pid"))
+	o.startVswitchd(t)
+	for i := 0; ; i++ {
+		cmd := exec.Command("ovs-ofctl", "-O", "OpenFlow15", "dump-flows", br)
+		cmd.Env = append(os.Environ(), "OVS_RUNDIR="+o.dir)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return
+		}
+		if i == 100 {
+			t.Fatalf("bridge %s does not answer after an ovs-vswitchd restart: %v %s", br, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func tail(s string, n int) string {

@@ -27,15 +27,30 @@ type VRF struct {
 	id    uint32
 	log   *slog.Logger
 	ports map[string]*plugged
-	// labels counts the to-port endpoints per local label (encap-in flows).
-	labels map[uint32]int
+	// labels are the encap-in flows: per local label, the to-port
+	// endpoints using it and where the last one lives.
+	labels map[uint32]*labelUse
 	routes map[netip.Prefix]*prefixRoute
 	// classifiers counts AddClassifier calls per (matches, redirect VRF).
-	classifiers map[string]int
+	classifiers map[string]*classifierUse
 	fallback    *dataplane.Fallback
 	// vlan is the VLAN of the VRF's ports: upstream requires the same
 	// VLAN (or none) on every port of a VRF. -1 until the first plug.
 	vlan int
+}
+
+// labelUse is the encap-in state of one local label.
+type labelUse struct {
+	count int
+	mac   string
+	port  string // key in VRF.ports
+}
+
+// classifierUse is one classifier redirect and its reference count.
+type classifierUse struct {
+	count    int
+	matches  []string
+	redirect uint32
 }
 
 // plugged is a port plugged into the VRF.
@@ -65,8 +80,8 @@ func newVRF(d *Driver, cfg dataplane.VRFConfig) *VRF {
 	return &VRF{
 		d: d, cfg: cfg, id: cfg.InstanceID, vlan: -1,
 		log:   d.log.With("vrf", cfg.InstanceID, "vpn", cfg.ExternalID),
-		ports: map[string]*plugged{}, labels: map[uint32]int{}, routes: map[netip.Prefix]*prefixRoute{},
-		classifiers: map[string]int{},
+		ports: map[string]*plugged{}, labels: map[uint32]*labelUse{}, routes: map[netip.Prefix]*prefixRoute{},
+		classifiers: map[string]*classifierUse{},
 	}
 }
 
@@ -161,31 +176,22 @@ func (v *VRF) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, lab
 	}
 	vlanWas := v.vlan
 	v.vlan = pl.vlan
-	vid := v.vid()
 	var lines []string
 	input := pl.input
 	if fromPort(dir) && !pl.input {
-		match := portMatch(pl.ofport, pl.vlan)
-		for _, proto := range []string{"ip", "arp"} {
-			lines = append(lines, flowAdd(v.id, v.d.inTable, DefaultPriority, join(match, proto), inputActions(pl.vlan, v.id, v.d.vrfTable)))
-		}
+		lines = append(lines, v.inputFlows(pl)...)
 		input = true
 	}
 	if len(v.ports) == 0 && v.d.opts.ARPResponder {
-		lines = append(lines, flowAdd(v.id, v.d.vrfTable, DefaultPriority,
-			arpResponderMatch(v.id, v.cfg.GatewayIP, v.d.opts.ProxyARP), arpResponderActions(vid)))
+		lines = append(lines, v.arpResponderFlow())
 	}
 	if toPort(dir) {
-		acts := toPortActions(vid, net48(mac), pl.ofport)
-		lines = append(lines, flowAdd(v.id, v.d.encapIn, DefaultPriority, mplsInMatch(label), "pop_mpls:0x0800,"+acts))
-		if v.d.opts.VXLANEncap {
-			lines = append(lines, flowAdd(v.id, v.d.encapIn, DefaultPriority, vxlanInMatch(v.d.vxlanPort, label), acts))
-		}
+		lines = append(lines, v.encapInFlows(label, net48(mac), pl.ofport)...)
 	}
 	// The fallback's VLAN push depends on the ports' VLAN (upstream
 	// re-applies it on every plug).
 	if v.fallback != nil {
-		lines = append(lines, flowAdd(v.id, v.d.vrfTable, FallbackPriority, vrfMatch(v.id, "", ""), fallbackActions(v.fallback, vid)))
+		lines = append(lines, v.fallbackFlow(v.fallback))
 	}
 	if err := v.d.r.bundle(lines); err != nil {
 		v.vlan = vlanWas
@@ -197,7 +203,11 @@ func (v *VRF) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, lab
 	pl.input = input
 	v.ports[key] = pl
 	if toPort(dir) {
-		v.labels[label]++
+		if u := v.labels[label]; u != nil {
+			u.count, u.mac, u.port = u.count+1, net48(mac), key
+		} else {
+			v.labels[label] = &labelUse{count: 1, mac: net48(mac), port: key}
+		}
 	}
 	v.log.Debug("plugged", "port", key, "ofport", pl.ofport, "mac", net48(mac), "ip", ip, "label", label, "direction", dir)
 	return nil
@@ -222,8 +232,8 @@ func (v *VRF) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, l
 	}
 	var lines []string
 	labelGone := false
-	if toPort(dir) && v.labels[label] > 0 {
-		if v.labels[label] == 1 {
+	if u := v.labels[label]; toPort(dir) && u != nil {
+		if u.count == 1 {
 			labelGone = true
 			lines = append(lines, flowDel(v.id, v.d.encapIn, mplsInMatch(label)))
 			if v.d.opts.VXLANEncap {
@@ -243,8 +253,8 @@ func (v *VRF) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, l
 	}
 	if labelGone {
 		delete(v.labels, label)
-	} else if toPort(dir) && v.labels[label] > 0 {
-		v.labels[label]--
+	} else if u := v.labels[label]; toPort(dir) && u != nil {
+		u.count--
 	}
 	if last {
 		delete(v.ports, key)
@@ -511,17 +521,16 @@ func (v *VRF) AddClassifier(c dataplane.Classifier, redirectTo uint32) error {
 		return fmt.Errorf("ovs VRF %d: %w", v.id, err)
 	}
 	key := classifierKey(ms, redirectTo)
-	if v.classifiers[key] == 0 {
-		acts := "set_field:" + strconv.FormatUint(uint64(redirectTo), 10) + "->" + vrfRegister + ",resubmit(," + strconv.Itoa(v.d.vrfTable) + ")"
-		lines := make([]string, 0, len(ms))
-		for _, m := range ms {
-			lines = append(lines, flowAdd(v.id, v.d.vrfTable, DefaultPriority, vrfMatch(v.id, "", m), acts))
-		}
-		if err := v.d.r.bundle(lines); err != nil {
+	if v.classifiers[key] == nil {
+		if err := v.d.r.bundle(v.classifierFlows(ms, redirectTo)); err != nil {
 			return fmt.Errorf("ovs VRF %d: classifier redirect to VRF %d: %w", v.id, redirectTo, err)
 		}
 	}
-	v.classifiers[key]++
+	if u := v.classifiers[key]; u != nil {
+		u.count++
+	} else {
+		v.classifiers[key] = &classifierUse{count: 1, matches: ms, redirect: redirectTo}
+	}
 	return nil
 }
 
@@ -534,11 +543,12 @@ func (v *VRF) RemoveClassifier(c dataplane.Classifier, redirectTo uint32) error 
 		return fmt.Errorf("ovs VRF %d: %w", v.id, err)
 	}
 	key := classifierKey(ms, redirectTo)
-	switch v.classifiers[key] {
-	case 0:
+	u := v.classifiers[key]
+	switch {
+	case u == nil:
 		v.log.Warn("removing an unknown classifier", "redirect_to", redirectTo, "matches", ms)
 		return nil
-	case 1:
+	case u.count == 1:
 		lines := make([]string, 0, len(ms))
 		for _, m := range ms {
 			lines = append(lines, flowDelStrict(v.id, v.d.vrfTable, DefaultPriority, vrfMatch(v.id, "", m)))
@@ -548,7 +558,7 @@ func (v *VRF) RemoveClassifier(c dataplane.Classifier, redirectTo uint32) error 
 		}
 		delete(v.classifiers, key)
 	default:
-		v.classifiers[key]--
+		u.count--
 	}
 	return nil
 }
@@ -575,7 +585,7 @@ func (v *VRF) UpdateFallback(f *dataplane.Fallback) error {
 	if f.OVSPortNumber <= 0 {
 		return fmt.Errorf("ovs VRF %d: fallback without ovs_port_number", v.id)
 	}
-	if err := v.d.r.bundle([]string{flowAdd(v.id, v.d.vrfTable, FallbackPriority, vrfMatch(v.id, "", ""), fallbackActions(f, v.vid()))}); err != nil {
+	if err := v.d.r.bundle([]string{v.fallbackFlow(f)}); err != nil {
 		return fmt.Errorf("ovs VRF %d: fallback: %w", v.id, err)
 	}
 	c := *f
