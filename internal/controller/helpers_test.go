@@ -26,9 +26,10 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 // endpoint when not "".
 func openStore(t testing.TB, dir, endpoint string) *store.Store {
 	t.Helper()
+	ports := freePorts(t, 2)
 	cfg := store.Config{DataDir: dir, Log: quietLog(),
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t))}
+		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
 	if endpoint != "" {
 		cfg.Endpoints = []string{endpoint}
 	}
@@ -236,3 +237,17 @@ func fixedIP(p obj) string {
 
 // httpClient is for polls that must not hang.
 var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// freePorts returns n distinct free TCP ports of 127.0.0.1.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	seen := map[int]bool{}
+	var out []int
+	for len(out) < n {
+		if p := testenv.FreePort(t); !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}

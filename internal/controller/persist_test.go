@@ -71,10 +71,11 @@ func buildController(t *testing.T) string {
 // startController runs the binary on dir and waits for its API.
 func startController(t *testing.T, bin, dir string, extra ...string) (*testenv.Process, string) {
 	t.Helper()
-	api := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	ports := freePorts(t, 3)
+	api := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	args := append([]string{"--listen", api, "--data-dir", dir,
-		"--etcd-client-url", fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)),
-		"--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t))}, extra...)
+		"--etcd-client-url", fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		"--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", ports[2])}, extra...)
 	p := testenv.StartProcess(t, bin, args, nil)
 	base := "http://" + api
 	testenv.WaitFor(t, 60*time.Second, "bagpipe-controller API", func() (bool, error) {

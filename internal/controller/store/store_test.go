@@ -33,9 +33,13 @@ func TestOpenErrors(t *testing.T) {
 
 func TestEmbeddedPersistsAndServesOthers(t *testing.T) {
 	dir := t.TempDir()
+	cp, pp := testenv.FreePort(t), testenv.FreePort(t)
+	for pp == cp {
+		pp = testenv.FreePort(t)
+	}
 	cfg := Config{DataDir: dir, Log: quiet(),
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t))}
+		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cp),
+		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", pp)}
 	s, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
