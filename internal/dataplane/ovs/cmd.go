@@ -56,7 +56,12 @@ func exitCode(err error) int {
 }
 
 func (r *runner) run(stdin string, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	return r.runFor(r.timeout, stdin, name, args...)
+}
+
+// runFor runs a command with a timeout.
+func (r *runner) runFor(timeout time.Duration, stdin string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	if r.runDir != "" {
@@ -74,7 +79,7 @@ func (r *runner) run(stdin string, name string, args ...string) (string, error) 
 			code = ee.ExitCode()
 		}
 		if ctx.Err() != nil {
-			err = fmt.Errorf("timed out after %s (is ovs-vswitchd running?): %w", r.timeout, err)
+			err = fmt.Errorf("timed out after %s (is ovs-vswitchd running?): %w", timeout, err)
 		}
 		return out.String(), &cmdError{cmd: name + " " + shortArgs(args), code: code, stderr: errb.String(), err: err}
 	}
@@ -111,7 +116,8 @@ func (r *runner) ofctlRun(cmd string, args ...string) (string, error) {
 
 // bundle executes flow and group mods ("flow add …", "group delete …")
 // as one atomic OpenFlow bundle read from stdin. An empty batch runs
-// nothing.
+// nothing. Large batches get 1 ms per line on top of the timeout (10,000
+// routes take about 1 s).
 func (r *runner) bundle(lines []string) error {
 	if len(lines) == 0 {
 		return nil
@@ -121,7 +127,8 @@ func (r *runner) bundle(lines []string) error {
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
-	_, err := r.run(b.String(), r.ofctl, "-O", "OpenFlow15", "bundle", r.bridge, "-")
+	timeout := r.timeout + time.Duration(len(lines))*time.Millisecond
+	_, err := r.runFor(timeout, b.String(), r.ofctl, "-O", "OpenFlow15", "bundle", r.bridge, "-")
 	return err
 }
 

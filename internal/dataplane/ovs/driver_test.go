@@ -1,12 +1,14 @@
 package ovs
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/route"
@@ -394,6 +396,19 @@ func TestResyncAfterRestart(t *testing.T) {
 	}
 	if lost, err := d.Lost(); lost || err != nil {
 		t.Errorf("Lost after Resync = %t, %v", lost, err)
+	}
+
+	// Watch does the same by itself.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Watch(ctx, 100*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	o.restartVswitchd(t, "br-mpls")
+	for i := 0; sortedLines(strings.Join(flows(t, o, -1), "\n")) != sortedLines(before); i++ {
+		if i == 300 {
+			t.Fatalf("Watch did not restore the flows:\n%s", strings.Join(flows(t, o, -1), "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

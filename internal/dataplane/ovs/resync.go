@@ -2,12 +2,14 @@ package ovs
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 )
@@ -100,6 +102,31 @@ func (d *Driver) Resync() error {
 	}
 	d.log.Info("re-programmed OVS", "vrfs", len(vrfs))
 	return nil
+}
+
+// Watch checks every interval, until ctx ends, whether OVS lost our flows
+// (Lost) and re-programs them (Resync). Run it in its own goroutine.
+func (d *Driver) Watch(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lost, err := d.Lost()
+		if err != nil {
+			d.log.Warn("checking OVS flows", "err", err)
+			continue
+		}
+		if lost {
+			d.log.Warn("OVS lost our flows (ovs-vswitchd restarted?), re-programming")
+			if err := d.Resync(); err != nil {
+				d.log.Error("re-programming OVS", "err", err)
+			}
+		}
+	}
 }
 
 // resync replaces everything the VRF has in OVS by its kept state.
