@@ -104,8 +104,8 @@ const dumpRetries = 5
 
 // Options configures a Driver.
 type Options struct {
-	// LocalAddress is the VXLAN source address (dataplane_local_address);
-	// next hops equal to it are local and not installed.
+	// LocalAddress is the VXLAN source address (dataplane_local_address):
+	// next hops equal to it are this node (VRF to VRF on one node).
 	LocalAddress netip.Addr
 	// VXLANPort is the UDP port of the collect_md device ([DATAPLANE_
 	// DRIVER_IPVPN] vxlan_dst_port); 0: DefaultVXLANPort. It must differ
@@ -312,7 +312,22 @@ func (d *Driver) Handle() *netlink.Handle { return d.h }
 // Table returns the routing table of an instance id.
 func (d *Driver) Table(instanceID uint32) int { return d.opts.TableBase + int(instanceID) }
 
-// peRef counts a route's use of a remote PE; the first use installs the
+// localGateway is the gateway of routes whose next hop is this node: a
+// local address is refused as a gateway ("invalid gateway"), so those
+// routes go "via 169.254.0.1 onlink" on TXDeviceName, with a permanent
+// neighbour to GatewayMAC there, and the encapsulated packet loops back
+// through the VXLAN socket to the other VRF's tun_id rule.
+var localGateway = netip.AddrFrom4([4]byte{169, 254, 0, 1})
+
+// gateway is the route gateway for next hop pe.
+func (d *Driver) gateway(pe netip.Addr) netip.Addr {
+	if pe == d.opts.LocalAddress {
+		return localGateway
+	}
+	return pe
+}
+
+// peRef counts a route's use of a gateway (a remote PE or localGateway); the first use installs the
 // permanent neighbour PE → GatewayMAC on TXDeviceName, the last
 // release removes it.
 func (d *Driver) peRef(pe netip.Addr, delta int) error {

@@ -268,11 +268,21 @@ func TestECMPAndDefault(t *testing.T) {
 		t.Errorf("PE neighbours left %v", got)
 	}
 
-	// A next hop that is this node is not installed; bad changes are refused.
+	// A next hop that is this node goes via the placeholder gateway.
 	apply(t, v, addRoute("10.7.0.0/16", "10.98.0.1", 700))
-	if got := tableRoutes(t, d, 1003)["10.7.0.0/16"]; got != "" {
-		t.Errorf("local next hop installed: %s", got)
+	if got := tableRoutes(t, d, 1003)["10.7.0.0/16"]; got != "table 1003 10.7.0.0/16 type 1 ["+vx+" 169.254.0.1 700 10.98.0.1]" {
+		t.Errorf("local next hop: %s", got)
 	}
+	if got := neighbours(t, ns, TXDeviceName); len(got) != 1 || got["169.254.0.1"] != "00:00:5e:00:43:64" {
+		t.Errorf("neighbours for the local next hop %v", got)
+	}
+	apply(t, v, delRoute("10.7.0.0/16", "10.98.0.1", 700))
+	if got := neighbours(t, ns, TXDeviceName); len(got) != 0 {
+		t.Errorf("neighbours left %v", got)
+	}
+
+	// Bad changes are refused.
+
 	for _, c := range []dataplane.VRFChange{
 		addRoute("10.8.0.0/16", "10.98.0.2", 1<<24),
 		{Kind: dataplane.AddRoute, Prefix: pfx("10.8.0.0/16"), NextHop: addr("10.98.0.2"), Label: 5, Encap: 10},

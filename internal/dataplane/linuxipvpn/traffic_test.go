@@ -96,7 +96,8 @@ func pingFails(vm *vmSide, dst string) (string, bool) {
 // 10.1.1.10/24 (gateway .1), on node B 10.2.2.10/24. Each node applies
 // the other's /32 routes with the other VM's label, as the VRF would on
 // receiving the VPNv4 routes. Pings are routed across the subnets, each VRF
-// reaches only its own VM, and VMs cannot reach the nodes' own addresses.
+// reaches only its own VM, VMs cannot reach the nodes' own addresses, and
+// two VRFs of one node reach each other through the local next hop.
 func TestTrafficBetweenTwoNodes(t *testing.T) {
 	needTools(t, "ip", "ping")
 	nodeA, nodeB := newNS(t), newNS(t)
@@ -148,6 +149,20 @@ func TestTrafficBetweenTwoNodes(t *testing.T) {
 			t.Errorf("VM reached the underlay address %s:\n%s", ip, out)
 		}
 	}
+	// Two VRFs of node A that import each other's routes (two networks in
+	// one BGPVPN): the next hop is node A itself.
+	greenA := newVRF(t, dA, 3, "10.3.3.1")
+	vmGreenA := plugVM(t, nodeA, greenA, "tap-green", "10.3.3.10", "10.3.3.1", "02:00:00:0a:00:03", 501)
+	apply(t, greenA, addRoute("10.1.1.10/32", "10.98.0.1", vmRedA.label))
+	apply(t, redA, addRoute("10.3.3.10/32", "10.98.0.1", vmGreenA.label))
+	before := vmGreenA.echos(t)
+	if out, err := ping(vmRedA, vmGreenA.ip); err != nil {
+		t.Errorf("red → green on the same node failed: %v\n%s", err, out)
+	}
+	if got := vmGreenA.echos(t) - before; got < 3 {
+		t.Errorf("the green VM received %d echo requests, want ≥ 3", got)
+	}
+
 	// Remove the route: traffic stops.
 	apply(t, redA, delRoute("10.2.2.10/32", "10.98.0.2", vmRedB.label))
 	if out, failed := pingFails(vmRedA, vmRedB.ip); !failed {

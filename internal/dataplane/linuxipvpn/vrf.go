@@ -64,7 +64,6 @@ type vrf struct {
 	closed      bool
 	detached    bool // the driver is closed: no more netlink use
 	fbWarned    bool
-	ignoredNH   int // next hops that are this node (not installed)
 	repairs     uint64
 	reconciles  uint64
 	lastErr     string
@@ -162,10 +161,7 @@ func (v *vrf) desiredRoute(p netip.Prefix) (kroute, bool) {
 		return r, true
 	}
 	for _, nh := range v.routes[p] {
-		if nh.pe == v.d.opts.LocalAddress {
-			continue
-		}
-		r.Nexthops = append(r.Nexthops, knexthop{Oif: v.d.vx(), Gw: nh.pe, Encap: ipEncap{ID: uint64(nh.label), Dst: nh.pe}})
+		r.Nexthops = append(r.Nexthops, knexthop{Oif: v.d.vx(), Gw: v.d.gateway(nh.pe), Encap: ipEncap{ID: uint64(nh.label), Dst: nh.pe}})
 	}
 	if len(r.Nexthops) > 0 {
 		r.sortNexthops()
@@ -495,16 +491,9 @@ func (v *vrf) checkChange(c dataplane.VRFChange) (netip.Prefix, nexthop, error) 
 	return p, nexthop{pe: c.NextHop.Unmap(), label: c.Label}, nil
 }
 
-// ref counts a remote PE's use (local next hops are not installed).
+// ref counts a next hop's use of its gateway (see Driver.gateway).
 func (v *vrf) ref(pe netip.Addr, delta int) error {
-	if pe == v.d.opts.LocalAddress {
-		if delta > 0 && v.ignoredNH == 0 {
-			v.log.Warn("next hop is this node: not installed (traffic between VRFs of one node is not supported by the linux IP VPN driver, as upstream's)", "next_hop", pe)
-		}
-		v.ignoredNH += delta
-		return nil
-	}
-	return v.d.peRef(pe, delta)
+	return v.d.peRef(v.d.gateway(pe), delta)
 }
 
 // AddClassifier implements dataplane.VRFDataplane: traffic from the VRF's
@@ -576,7 +565,6 @@ func (v *vrf) Info() map[string]any {
 		"routes":             len(v.routes),
 		"local_routes":       len(v.local),
 		"ports":              ports,
-		"ignored_nexthops":   v.ignoredNH,
 		"adopted":            v.adopted,
 		"repairs":            v.repairs,
 		"reconciles":         v.reconciles,
