@@ -270,8 +270,9 @@ func (e fdbEntry) String() string {
 }
 
 // fdb dumps the node's bridge fdb. With static, only the permanent and
-// static entries (what the driver programs), not the ones the bridges
-// learn from traffic, which come and go.
+// static unicast entries (what the driver programs), not the ones the
+// bridges learn from traffic, which come and go, nor the multicast
+// addresses the kernel adds for the interfaces.
 func (n *node) fdb(h *netlink.Handle, static bool) ([]fdbEntry, error) {
 	neighs, err := h.NeighList(0, unix.AF_BRIDGE)
 	if err != nil {
@@ -289,6 +290,9 @@ func (n *node) fdb(h *netlink.Handle, static bool) ([]fdbEntry, error) {
 	for _, ne := range neighs {
 		if static && ne.State&(netlink.NUD_PERMANENT|netlink.NUD_NOARP) == 0 {
 			continue
+		}
+		if static && len(ne.HardwareAddr) > 0 && ne.HardwareAddr[0]&1 != 0 {
+			continue // multicast addresses the interfaces join (IPv6), not the driver's
 		}
 		e := fdbEntry{Dev: names[ne.LinkIndex], MAC: ne.HardwareAddr.String(), VNI: ne.VNI, State: ne.State, Flags: ne.Flags}
 		if ne.IP != nil {
