@@ -60,9 +60,9 @@ func NodeAddr(n int) netip.Addr {
 	return netip.AddrFrom4(a)
 }
 
-// CheckTools returns an error naming the missing programs among "ip" and
-// "nsenter" (what a lab and bagpipe-rest-attach --port netns need), and
-// whether the caller is root.
+// CheckTools returns an error when the caller is not root or when one of
+// the programs a lab needs is missing: ip (namespaces, links), nsenter
+// (bagpipe-rest-attach --port netns under ip netns exec) and ping.
 func CheckTools() error {
 	if os.Geteuid() != 0 {
 		return errors.New("a lab needs root (network namespaces, veths, bridges): run it as root")
