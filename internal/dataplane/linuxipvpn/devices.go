@@ -69,18 +69,32 @@ func openSockets(ns string) (*netlink.Handle, *rawConn, error) {
 	return h, &rawConn{sockets: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: sock}}}, nil
 }
 
-// writeSysctl writes /proc/sys/<key> as seen from namespace ns: /proc/sys/net
-// belongs to the namespace of the thread that opens it.
+// writeSysctl writes /proc/sys/<key> as seen from namespace ns.
 func writeSysctl(ns, key, value string) error {
-	path := filepath.Join("/proc/sys", key)
-	write := func() error {
-		if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+	return inNetNS(ns, func() error {
+		if err := os.WriteFile(filepath.Join("/proc/sys", key), []byte(value), 0o644); err != nil {
 			return fmt.Errorf("linux IP VPN driver: setting %s = %s: %w (the driver needs root)", strings.ReplaceAll(key, "/", "."), value, err)
 		}
 		return nil
-	}
+	})
+}
+
+// readSysctl reads /proc/sys/<key> as seen from namespace ns.
+func readSysctl(ns, key string) (string, error) {
+	var v string
+	err := inNetNS(ns, func() error {
+		b, err := os.ReadFile(filepath.Join("/proc/sys", key))
+		v = strings.TrimSpace(string(b))
+		return err
+	})
+	return v, err
+}
+
+// inNetNS runs f on a thread in namespace ns ("" for the current one):
+// /proc/sys/net belongs to the namespace of the thread that opens it.
+func inNetNS(ns string, f func() error) error {
 	if ns == "" {
-		return write()
+		return f()
 	}
 	target, err := nsHandle(ns)
 	if err != nil {
@@ -102,15 +116,30 @@ func writeSysctl(ns, key, value string) error {
 			errc <- fmt.Errorf("entering namespace %s: %w", ns, err)
 			return
 		}
-		werr := write()
+		ferr := f()
 		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(werr, err)
+			errc <- errors.Join(ferr, err)
 			return
 		}
 		runtime.UnlockOSThread()
-		errc <- werr
+		errc <- ferr
 	}()
 	return <-errc
+}
+
+// rpFilterWarning explains what reverse-path filtering mode v
+// (net.ipv4.conf.all.rp_filter) does to VRF traffic, "" if nothing. The
+// kernel checks a packet's source with a lookup from the loopback
+// interface, which our "iif <port>" rules do not match: the check uses
+// the main table, not the VRF's.
+func rpFilterWarning(v string) string {
+	switch v {
+	case "1":
+		return "net.ipv4.conf.all.rp_filter is 1 (strict): the kernel drops VRF traffic whose source is not routed by the main table through the same interface, i.e. all of it; set it to 0 (or 2 with a default route in the main table)"
+	case "2":
+		return "net.ipv4.conf.all.rp_filter is 2 (loose): VRF traffic passes only if the main table routes its source somewhere (a default route does); set it to 0 if the node has no default route"
+	}
+	return ""
 }
 
 // ensureDevice creates the collect_md VXLAN device, or checks and adopts

@@ -239,6 +239,11 @@ func (d *Driver) init() error {
 	if err := writeSysctl(d.opts.NetNS, "net/ipv4/ip_forward", "1"); err != nil {
 		return err
 	}
+	if v, err := readSysctl(d.opts.NetNS, "net/ipv4/conf/all/rp_filter"); err == nil {
+		if w := rpFilterWarning(v); w != "" {
+			d.log.Warn(w)
+		}
+	}
 	if err := d.ensureDevice(); err != nil {
 		return err
 	}

@@ -366,6 +366,26 @@ func TestReconcileRepairs(t *testing.T) {
 		t.Errorf("Repairs() = %d, want ≥ 5", d.Repairs())
 	}
 
+	// The port recreated under the same name (new index): its route,
+	// neighbour and rule follow.
+	if err := ns.h.LinkDel(link(t, ns, "tap-a")); err != nil {
+		t.Fatal(err)
+	}
+	veth(t, ns, "tap-a", "eth0", vm)
+	if err := d.Reconcile(); err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	idx := itoa(link(t, ns, "tap-a").Attrs().Index)
+	if got := tableRoutes(t, d, 1005)["10.1.1.10/32"]; got != "table 1005 10.1.1.10/32 type 1 ["+idx+" invalid IP 0 invalid IP]" {
+		t.Errorf("endpoint route after the port was recreated: %q", got)
+	}
+	if got := neighbours(t, ns, "tap-a"); !mapsEqual(got, tapNeigh) {
+		t.Errorf("port neighbours after the port was recreated %v, want %v", got, tapNeigh)
+	}
+	if got := kernelRules(t, d); !slices.Equal(got, rulesBefore) {
+		t.Errorf("rules after the port was recreated %q, want %q", got, rulesBefore)
+	}
+
 	// The device deleted by hand: recreated, remote routes rewritten.
 	if err := ns.h.LinkDel(link(t, ns, DeviceName)); err != nil {
 		t.Fatal(err)

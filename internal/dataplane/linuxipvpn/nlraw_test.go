@@ -119,3 +119,11 @@ func TestRouteMetric(t *testing.T) {
 		t.Error("the metric must be a function of the prefix, length included")
 	}
 }
+
+func TestRPFilterWarning(t *testing.T) {
+	for v, want := range map[string]string{"0": "", "1": "strict", "2": "loose", "": ""} {
+		if got := rpFilterWarning(v); !strings.Contains(got, want) || (want == "") != (got == "") {
+			t.Errorf("rpFilterWarning(%q) = %q, want it to mention %q", v, got, want)
+		}
+	}
+}

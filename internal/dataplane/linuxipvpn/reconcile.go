@@ -3,6 +3,7 @@ package linuxipvpn
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -38,6 +39,11 @@ func (v *vrf) reconcile(have map[rule]bool, kr []kroute, grace bool) error {
 			lp.index = l.Attrs().Index
 			moved[name] = true
 			repaired++
+		}
+		if l.Attrs().Flags&net.FlagUp == 0 { // as Plug does
+			if err := v.d.h.LinkSetUp(l); err != nil {
+				errs = append(errs, fmt.Errorf("bringing port %s up: %w", name, err))
+			}
 		}
 	}
 
