@@ -30,7 +30,7 @@ const vxlanPort = 4789
 // different VNIs to each network and traffic needs the VNI of the routes.
 // The steps run in order and share the lab; a failed step stops the test.
 func TestEVPNLinux(t *testing.T) {
-	tp := newTopo(t, "gobgpd", "A", "B")
+	tp := newTopo(t, "gobgpd", "", "A", "B")
 	a, b := tp.nodes[0], tp.nodes[1]
 	vmA := a.vm("vmA", "net1", rt1, "10.10.0.1/24", "02:00:0a:0a:00:01")
 	vmB := b.vm("vmB", "net1", rt1, "10.10.0.2/24", "02:00:0a:0a:00:02")
@@ -80,9 +80,10 @@ func TestEVPNLinux(t *testing.T) {
 }
 
 // TestEVPNLinuxFakeRR is the two-VM ping with bagpipe-fakerr instead of a
-// route reflector.
+// route reflector, and with another VXLAN port (vxlan_dst_port).
 func TestEVPNLinuxFakeRR(t *testing.T) {
-	tp := newTopo(t, "bagpipe-fakerr", "A", "B")
+	const port = 4790
+	tp := newTopo(t, "bagpipe-fakerr", fmt.Sprintf("vxlan_dst_port = %d\n", port), "A", "B")
 	a, b := tp.nodes[0], tp.nodes[1]
 	vmA := a.vm("vmA", "net1", rt1, "10.10.0.1/24", "02:00:0a:0a:00:01")
 	vmB := b.vm("vmB", "net1", rt1, "10.10.0.2/24", "02:00:0a:0a:00:02")
@@ -90,6 +91,16 @@ func TestEVPNLinuxFakeRR(t *testing.T) {
 	tp.restAttach(vmB, true)
 	tp.waitPing(vmA, vmB.IP.Addr())
 	tp.waitPing(vmB, vmA.IP.Addr())
+	for _, n := range tp.nodes {
+		d := n.dataplane("net1")
+		link, err := n.netlink().LinkByName(d.VXLAN)
+		if err != nil {
+			t.Fatalf("node %s: %v", n.name, err)
+		}
+		if vx, ok := link.(*netlink.Vxlan); !ok || vx.Port != port {
+			t.Errorf("node %s: VXLAN device %s is %+v, want port %d", n.name, d.VXLAN, link, port)
+		}
+	}
 }
 
 // checkKernelState reads node A's namespace with netlink and compares it

@@ -77,10 +77,11 @@ func requireEnv(t *testing.T, rr string) {
 
 // newTopo builds the lab: switch, route reflector ("gobgpd" or
 // "bagpipe-fakerr") at 10.201.0.254, and one node per name at 10.201.0.1,
-// .2, ..., each running bagpipe-bgp with the linux E-VPN driver; it waits
+// .2, ..., each running bagpipe-bgp with the linux E-VPN driver and the
+// extra [DATAPLANE_DRIVER_EVPN] option lines evpnExtra; it waits
 // until every node's BGP session is established. Everything is removed at
 // cleanup, even when the test fails.
-func newTopo(t *testing.T, rr string, names ...string) *topo {
+func newTopo(t *testing.T, rr, evpnExtra string, names ...string) *topo {
 	t.Helper()
 	requireEnv(t, rr)
 	bin := testenv.BuildBinaries(t)
@@ -135,7 +136,7 @@ func newTopo(t *testing.T, rr string, names ...string) *topo {
 	}
 	for _, n := range tp.nodes {
 		n.conf = filepath.Join(dir, "bgp-"+n.name+".conf")
-		if err := os.WriteFile(n.conf, []byte(lab.BagpipeConf(n.addr, lab.RRAddr, "linux")), 0o644); err != nil {
+		if err := os.WriteFile(n.conf, []byte(lab.BagpipeConf(n.addr, lab.RRAddr, "linux")+evpnExtra), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		n.start()
