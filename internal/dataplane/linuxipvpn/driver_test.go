@@ -527,3 +527,60 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestReconcileConcurrentWithApply runs reconciles while routes are added
+// and removed: a reconcile works from a dump taken before it reads the
+// desired state, so it may rewrite entries, but must never leave the
+// kernel different from the desired state once both are done.
+func TestReconcileConcurrentWithApply(t *testing.T) {
+	ns := newNS(t)
+	d := newDriver(t, ns, Options{})
+	v := newVRF(t, d, 9, "10.1.1.1")
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err := d.Reconcile(); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	for round := range 20 {
+		var batch []dataplane.VRFChange
+		for i := range 100 {
+			p := "10.50." + itoa(round) + "." + itoa(i) + "/32"
+			batch = append(batch, addRoute(p, "10.98.0."+itoa(2+i%3), uint32(1000+i)))
+			if round > 0 && i%2 == 0 {
+				batch = append(batch, delRoute("10.50."+itoa(round-1)+"."+itoa(i)+"/32", "10.98.0."+itoa(2+i%3), uint32(1000+i)))
+			}
+		}
+		apply(t, v, batch...)
+	}
+	close(done)
+	if err := <-errc; err != nil {
+		t.Fatalf("concurrent Reconcile: %v", err)
+	}
+	if err := d.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	got := tableRoutes(t, d, 1009)
+	v.mu.Lock()
+	want := len(v.routes) + 2
+	for p := range v.routes {
+		k, _ := v.desiredRoute(p)
+		if got[p.String()] != k.sig() {
+			t.Errorf("%s: kernel %q, want %q", p, got[p.String()], k.sig())
+		}
+	}
+	v.mu.Unlock()
+	if len(got) != want || want != 20*100-19*50+2 {
+		t.Errorf("table holds %d routes, desired %d (want %d)", len(got), want, 20*100-19*50+2)
+	}
+}
