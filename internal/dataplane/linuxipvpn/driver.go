@@ -14,22 +14,38 @@
 //     plugged port use the VRF table, and the "local" table rule is moved
 //     from pref 0 to 32765 so that VMs cannot reach the host's addresses;
 //   - remote routes are "<prefix> encap ip id <label> dst <PE> via <PE> dev
-//     bagpipe-vx onlink": the route's label is the VXLAN VNI (ECMP: one
-//     multipath next hop per PE), and a permanent neighbour PE →
-//     00:00:5e:00:43:64 (bagpipe's GATEWAY_MAC, dataplanes.md §1e) sets the
-//     inner destination MAC that OVS bagpipe and this driver accept;
+//     bagpipe-vx-tx onlink metric <hash of prefix>": the route's label is
+//     the VXLAN VNI (ECMP: one multipath next hop per PE, one member per
+//     PE), and a permanent neighbour PE → 00:00:5e:00:43:64 (bagpipe's
+//     GATEWAY_MAC) on bagpipe-vx-tx sets the inner destination MAC; a
+//     0.0.0.0/0 route replaces the unreachable default until it goes;
+//   - bagpipe-vx, the collect_md VXLAN device, has the MAC GATEWAY_MAC so
+//     that it accepts what OVS bagpipe and other nodes send (dataplanes.md
+//     §1e), and bagpipe-vx-tx is a macvlan on it with the MAC
+//     02:00:5e:00:43:64: the receiving VXLAN driver drops frames whose
+//     source MAC is its own MAC as loops, so we must not send from a
+//     device whose MAC is GATEWAY_MAC (see TXMAC);
 //   - received traffic is demultiplexed by VNI: "ip rule tun_id <label>
 //     lookup <table>" (pref 1000) for every local label (upstream labels are
 //     per MAC: one rule per label in use);
-//   - FlowSpec redirects are rules (pref 900) matching the VRF's ports and
-//     labels plus the classifier, looking up the redirect VRF's table.
+//   - a next hop that is this node (two VRFs of one node importing each
+//     other's routes) goes "via 169.254.0.1 onlink" on bagpipe-vx-tx: the
+//     packet is encapsulated to our own address and comes back through the
+//     VXLAN socket to the other VRF's tun_id rule;
+//   - FlowSpec redirects are rules (pref 900) matching the VRF's ports
+//     plus the classifier, looking up the redirect VRF's table; the
+//     fallback is not supported (as upstream's non-OVS drivers).
 //
-// Ownership: the VXLAN device carries the alias "bagpipe-ipvpn"; rules
-// carry FRA_PROTOCOL 19 (the protocol number upstream gave its routes) and
-// our preferences; the tables from TableBase to TableBase+TableSpan-1 are
+// Ownership: both devices carry the alias "bagpipe-ipvpn"; rules carry
+// FRA_PROTOCOL 19 (the protocol number upstream gave its routes) and our
+// preferences; the tables from TableBase to TableBase+TableSpan-1 are
 // ours entirely. A later run adopts what it finds (no flap: the routes stay
 // in place while instances re-plug and re-apply) and removes what no
 // instance claims when Options.AdoptGrace ends.
+//
+// Reverse-path filtering checks sources with a main-table lookup that the
+// iif rules do not affect: with net.ipv4.conf.all.rp_filter = 1 VRF
+// traffic is dropped (New logs a warning).
 //
 // Consistency: each VRF keeps its desired state; the driver periodically
 // reconciles the kernel against it from one dump of rules and routes.
