@@ -111,7 +111,8 @@ func TestFlowLayout(t *testing.T) {
 		"table=0, priority=36864,arp,in_port="+p1+" actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG2[0..15],set_field:0->in_port,set_field:0x1->reg0,resubmit(,2)",
 		"table=1, priority=36864,mpls,mpls_label=100,mpls_bos=1 actions=pop_mpls:0x0800,set_field:00:00:5e:00:43:64->eth_src,set_field:02:00:00:00:01:01->eth_dst,output:"+p1,
 		fmt.Sprintf("table=1, priority=36864,tun_id=0x64,in_port=%d actions=set_field:00:00:5e:00:43:64->eth_src,set_field:02:00:00:00:01:01->eth_dst,output:%s", vx, p1),
-		"table=2, priority=36864,arp,reg0=0x1,dl_dst=ff:ff:ff:ff:ff:ff,arp_tpa=10.1.1.1,arp_op=1 actions=")
+		"table=2, priority=36864,arp,reg0=0x1,dl_dst=ff:ff:ff:ff:ff:ff,arp_tpa=10.1.1.1,arp_op=1 actions=",
+		"table=0, priority=36863,in_port="+p1+" actions=drop")
 
 	// ECMP: two next hops → one select group, bucket ids = LB orders.
 	pfx := netip.MustParsePrefix("10.2.2.0/24")
@@ -250,7 +251,7 @@ func TestFlowLayout(t *testing.T) {
 		t.Fatalf("Unplug: %v", err)
 	}
 	f1 := flows(t, o, 1)
-	mustNotContain(t, "VRF 1 flows after unplug", f1, "in_port="+p1+" ", "mpls_label=100", "arp")
+	mustNotContain(t, "VRF 1 flows after unplug", f1, "in_port="+p1+" ", "in_port="+p1+",", "mpls_label=100", "arp")
 	if ports := o.vsctl(t, "list-ports", "br-mpls"); strings.Contains(ports, "vm1") {
 		t.Errorf("vm1 still on the bridge after its last unplug: %s", ports)
 	}
@@ -301,6 +302,10 @@ func TestResetState(t *testing.T) {
 	if err := v.Apply([]dataplane.VRFChange{{Kind: dataplane.AddRoute, Prefix: netip.MustParsePrefix("10.5.0.0/16"), NextHop: netip.MustParseAddr("10.200.0.2"), Label: 5}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := v.Plug(dataplane.LocalPort{OVS: &dataplane.OVSPort{Plugged: true, PortNumber: 9, VLAN: 4}}, mustMAC(t, "02:00:00:00:00:09"), netip.MustParsePrefix("10.5.0.9/32"), 9, dataplane.DirectionBoth); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "flows", flows(t, o, 3), "table=0, priority=36863,in_port=9,dl_vlan=4 actions=drop")
 	if err := d.ResetState(); err == nil {
 		t.Error("ResetState with a live VRF accepted")
 	}
@@ -308,7 +313,7 @@ func TestResetState(t *testing.T) {
 	d2 := newTestDriver(t, o, Options{LocalAddress: netip.MustParseAddr("10.200.0.1")})
 	all := flows(t, o, -1)
 	mustContain(t, "flows after reset", all, "table=5, priority=1 actions=drop")
-	mustNotContain(t, "flows after reset", all, "priority=7,ip", "table=2", "mpls")
+	mustNotContain(t, "flows after reset", all, "priority=7,ip", "table=2", "mpls", "in_port=9")
 	if gl := groups(t, o); len(gl) != 0 {
 		t.Errorf("groups after reset: %v", gl)
 	}

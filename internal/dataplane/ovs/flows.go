@@ -22,6 +22,9 @@ const (
 	DefaultPriority  = 0x9000
 	maxPrefixLength  = 128
 	FallbackPriority = DefaultPriority - maxPrefixLength - 0x80 // 0x8F00
+	// dropPriority: the input-table flow dropping a plugged port's other
+	// traffic, just below its ip/arp flows.
+	dropPriority = DefaultPriority - 1
 )
 
 // Registers: reg0 carries the VRF id through the pipeline (upstream

@@ -252,3 +252,16 @@ func TestApplyRefusesUnprogrammable(t *testing.T) {
 		t.Errorf("routes kept: %v", v.routes)
 	}
 }
+
+func TestStaleDropFlows(t *testing.T) {
+	dump := `OFPST_FLOW reply (OF1.5) (xid=0x2):
+ cookie=0x3, duration=1.2s, table=0, n_packets=0, n_bytes=0, idle_age=1, priority=36863,in_port=9,dl_vlan=4 actions=drop
+ cookie=0x0, duration=1.2s, table=0, n_packets=0, n_bytes=0, idle_age=1, priority=36863,in_port=5 actions=drop
+ cookie=0x4, duration=1.2s, table=0, n_packets=0, n_bytes=0, idle_age=1, priority=36863,in_port=7 actions=output:1
+ cookie=0x4, duration=1.2s, table=0, n_packets=0, n_bytes=0, idle_age=1, priority=36864,ip,in_port=7 actions=drop
+ cookie=0x0, duration=2.1s, table=0, n_packets=3, n_bytes=250, idle_age=0, priority=0 actions=NORMAL`
+	want := []string{"flow delete_strict table=0,priority=36863,in_port=9,dl_vlan=4"}
+	if got := staleDropFlows(dump, 0); !slices.Equal(got, want) {
+		t.Errorf("staleDropFlows = %q, want %q", got, want)
+	}
+}

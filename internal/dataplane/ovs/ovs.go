@@ -315,7 +315,8 @@ func (d *Driver) Directions() []dataplane.Direction {
 func (d *Driver) Tables() (input, encapIn, vrf int) { return d.inTable, d.encapIn, d.vrfTable }
 
 // ResetState implements dataplane.Driver (upstream reset_state): it
-// deletes the MPLS, IP, ARP and VXLAN flows of the input table, every
+// deletes the MPLS, IP, ARP and VXLAN flows and our per-port drop flows
+// of the input table, every
 // flow of the encap-in and VRF tables and every group of the bridge. The
 // next NewVRF re-creates the tunnel ports and flows.
 func (d *Driver) ResetState() error {
@@ -332,6 +333,13 @@ func (d *Driver) ResetState() error {
 		"flow delete table=" + strconv.Itoa(d.vrfTable),
 		"group delete group_id=all",
 	}
+	// Our per-port drop flows (cookie = a VRF id, priority dropPriority,
+	// no protocol) cannot be told apart by a non-strict match: list them.
+	out, err := d.r.ofctlRun("dump-flows", "table="+strconv.Itoa(d.inTable))
+	if err != nil {
+		return fmt.Errorf("ovs driver: reset state of bridge %s: %w", d.opts.Bridge, err)
+	}
+	lines = append(lines, staleDropFlows(out, d.inTable)...)
 	if p, err := d.r.ofport(VXLANPort); err == nil {
 		lines = append(lines, "flow delete table="+strconv.Itoa(d.inTable)+",in_port="+strconv.Itoa(p))
 	}
@@ -343,6 +351,23 @@ func (d *Driver) ResetState() error {
 	clear(d.ofports)
 	d.log.Info("flushed our OVS flows and groups")
 	return nil
+}
+
+// staleDropFlows returns strict deletes for the per-port drop flows of
+// a dump-flows listing of the input table.
+func staleDropFlows(dump string, table int) []string {
+	prio := "priority=" + strconv.Itoa(dropPriority) + ","
+	var out []string
+	for _, l := range strings.Split(dump, "\n") {
+		l = strings.TrimSpace(l)
+		i := strings.Index(l, prio)
+		if i < 0 || strings.HasPrefix(l, "cookie=0x0,") || !strings.HasSuffix(l, " actions=drop") {
+			continue
+		}
+		match := strings.TrimSuffix(l[i+len(prio):], " actions=drop")
+		out = append(out, "flow delete_strict table="+strconv.Itoa(table)+","+prio+match)
+	}
+	return out
 }
 
 // initialise (re)creates the tunnel ports and the input-table flows that

@@ -26,6 +26,14 @@ func (v *VRF) inputFlows(pl *plugged) []string {
 	return out
 }
 
+// portDropFlow drops whatever a plugged port sends that the VRF does not
+// take (IPv6, other ethertypes, IPv4 of a to-port-only port), so the
+// bridge's default NORMAL flow cannot switch it to another VRF's port.
+// Upstream has no such flow and leaks this traffic between VRFs.
+func (v *VRF) portDropFlow(pl *plugged) string {
+	return flowAdd(v.id, v.d.inTable, dropPriority, portMatch(pl.ofport, pl.vlan), "drop")
+}
+
 // arpResponderFlow answers ARP requests for the gateway (or any address
 // with proxy_arp) with GatewayMAC.
 func (v *VRF) arpResponderFlow() string {
@@ -146,6 +154,7 @@ func (v *VRF) resync() error {
 			}
 			pl.ofport = n
 		}
+		lines = append(lines, v.portDropFlow(pl))
 		if pl.input {
 			lines = append(lines, v.inputFlows(pl)...)
 		}

@@ -1,7 +1,9 @@
 package ovs
 
 import (
+	"fmt"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -98,4 +100,99 @@ func bareMPLSNode(t *testing.T, n *node) {
 	n.ovs.vsctl(t, "add-port", "br-mpls", "mpls-if")
 	sh(t, "ip", "-n", n.ns, "addr", "add", n.underlay.String()+"/24", "dev", "br-mpls")
 	sh(t, "ip", "-n", n.ns, "link", "set", "br-mpls", "up")
+}
+
+// addVM creates a VM namespace plugged through veth host (in n.ns) with
+// ip/24 and mac, gateway .1, MTU 1400 and TX checksum offload off.
+func addVM(t *testing.T, n *node, host, mac string, ip netip.Prefix, gw netip.Addr) string {
+	t.Helper()
+	vm := newNS(t)
+	sh(t, "ip", "link", "add", host, "netns", n.ns, "type", "veth", "peer", "name", "eth0", "netns", vm)
+	sh(t, "ip", "-n", n.ns, "link", "set", host, "up")
+	sh(t, "ip", "-n", vm, "link", "set", "eth0", "address", mac, "mtu", "1400", "up")
+	sh(t, "ip", "-n", vm, "addr", "add", ip.String(), "dev", "eth0")
+	sh(t, "ip", "-n", vm, "route", "add", "default", "via", gw.String())
+	sh(t, "ip", "netns", "exec", vm, "ethtool", "-K", "eth0", "tx", "off")
+	sh(t, "ip", "netns", "exec", n.ns, "ethtool", "-K", host, "tx", "off")
+	return vm
+}
+
+// TestOverlappingVRFs runs two VRFs with the same addresses on both
+// nodes (VRF 1: labels 100/200, VRF 2: labels 101/201): each VRF's pings
+// reach only its own VM, and nothing else (IPv6 here) crosses from one
+// VRF's port to the other's on the shared bridge.
+func TestOverlappingVRFs(t *testing.T) {
+	requireTools(t)
+	a, b := newLab(t)
+	vm2 := map[*node]string{
+		a: addVM(t, a, "vA2", "02:00:00:00:0a:02", a.vmIP, a.gateway),
+		b: addVM(t, b, "vB2", "02:00:00:00:0b:02", b.vmIP, b.gateway),
+	}
+	type vrfSpec struct {
+		id     uint32
+		port   map[*node]string
+		mac    map[*node]string
+		labels map[*node]uint32
+	}
+	specs := []vrfSpec{
+		{1, map[*node]string{a: "vA", b: "vB"}, map[*node]string{a: a.vmMAC, b: b.vmMAC}, map[*node]uint32{a: 100, b: 200}},
+		{2, map[*node]string{a: "vA2", b: "vB2"}, map[*node]string{a: "02:00:00:00:0a:02", b: "02:00:00:00:0b:02"}, map[*node]uint32{a: 101, b: 201}},
+	}
+	for _, n := range []*node{a, b} {
+		peer := b
+		if n == b {
+			peer = a
+		}
+		d := newTestDriver(t, n.ovs, Options{LocalAddress: n.underlay, ARPResponder: true})
+		for _, s := range specs {
+			cfg := n.vrfConfig()
+			cfg.InstanceID = s.id
+			v, err := d.NewVRF(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { v.Close() })
+			if err := v.Plug(dataplane.LocalPort{LinuxIf: s.port[n]}, mustMAC(t, s.mac[n]), netip.PrefixFrom(n.vmIP.Addr(), 32), s.labels[n], dataplane.DirectionBoth); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Apply([]dataplane.VRFChange{{Kind: dataplane.AddRoute, Prefix: peer.vmIP.Masked(), NextHop: peer.underlay, Label: s.labels[peer]}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	nPackets := func(label string) int {
+		out := sh(t, "ovs-ofctl", "-O", "OpenFlow15", "--names", "dump-flows", "unix:"+b.ovs.dir+"/br-mpls.mgmt", "table=1,mpls,mpls_label="+label)
+		var n int
+		if i := strings.Index(out, "n_packets="); i >= 0 {
+			fmt.Sscan(strings.TrimLeft(out[i+len("n_packets="):], " "), &n)
+		}
+		return n
+	}
+	a.ping(t, b.vmIP.Addr())
+	if got := nPackets("201"); got != 0 {
+		t.Errorf("VRF 1 pings reached VRF 2's VM on B (%d packets on label 201)", got)
+	}
+	if nPackets("200") == 0 {
+		t.Errorf("VRF 1 pings did not use label 200")
+	}
+	vmA := a.vm
+	a.vm = vm2[a]
+	a.ping(t, b.vmIP.Addr())
+	a.vm = vmA
+	if nPackets("201") == 0 {
+		t.Errorf("VRF 2 pings did not use label 201")
+	}
+
+	// Nothing but the VRFs' IPv4 and ARP leaves a VM port: an IPv6
+	// all-nodes ping from VRF 1's VM must not be answered by VRF 2's VM.
+	ll := sh(t, "ip", "-n", vm2[a], "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
+	f := strings.Fields(ll)
+	if len(f) < 4 {
+		t.Fatalf("no link-local address on VRF 2's VM: %q", ll)
+	}
+	other := strings.Split(f[3], "/")[0]
+	out, _ := exec.Command("ip", "netns", "exec", a.vm, "ping", "-6", "-c", "3", "-i", "0.3", "-W", "1", "-I", "eth0", "ff02::1").CombinedOutput()
+	if strings.Contains(string(out), other) {
+		t.Errorf("IPv6 crossed from VRF 1's port to VRF 2's VM (%s answered):\n%s", other, out)
+	}
 }

@@ -178,6 +178,9 @@ func (v *VRF) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, lab
 	v.vlan = pl.vlan
 	var lines []string
 	input := pl.input
+	if !known {
+		lines = append(lines, v.portDropFlow(pl))
+	}
 	if fromPort(dir) && !pl.input {
 		lines = append(lines, v.inputFlows(pl)...)
 		input = true
@@ -242,7 +245,7 @@ func (v *VRF) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, l
 		}
 	}
 	lastPort := last && len(v.ports) == 1
-	if last && pl.input {
+	if last { // input flows and the drop flow
 		lines = append(lines, flowDel(v.id, v.d.inTable, portMatch(pl.ofport, pl.vlan)))
 	}
 	if lastPort {
