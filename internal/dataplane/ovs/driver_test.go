@@ -245,6 +245,15 @@ func TestFlowLayout(t *testing.T) {
 		t.Error("plugging a VLAN-less port into a VRF whose ports use VLAN 10 was accepted")
 	}
 
+	// A port on another bridge is refused, not used with a meaningless
+	// number.
+	o.addBridge(t, "br-other")
+	o.vsctl(t, "add-port", "br-other", "vm2-vm")
+	err = v1.Plug(dataplane.LocalPort{LinuxIf: "vm2-vm"}, vm1MAC, netip.MustParsePrefix("10.1.1.30/32"), 130, dataplane.DirectionBoth)
+	if err == nil || !strings.Contains(err.Error(), `is on bridge "br-other", not "br-mpls"`) {
+		t.Errorf("plugging a port of another bridge: %v", err)
+	}
+
 	// Unplug vm1's last endpoint: its input flows and encap-in flow go,
 	// the port the driver added is deleted from the bridge.
 	if err := v1.Unplug(dataplane.LocalPort{LinuxIf: "vm1"}, vm1MAC, netip.MustParsePrefix("10.1.1.10/32"), 100, dataplane.DirectionBoth, true); err != nil {

@@ -452,7 +452,11 @@ func (d *Driver) newVRF(cfg dataplane.VRFConfig) (*VRF, error) {
 	return v, nil
 }
 
-// portNumber returns the cached OpenFlow port number of an interface.
+// errNoPort: the port does not exist.
+var errNoPort = errors.New("no such port")
+
+// portNumber returns the cached OpenFlow port number of a port of the
+// bridge.
 func (d *Driver) portNumber(name string) (int, error) {
 	d.mu.Lock()
 	p, ok := d.ofports[name]
@@ -460,9 +464,21 @@ func (d *Driver) portNumber(name string) (int, error) {
 	if ok {
 		return p, nil
 	}
-	p, err := d.r.ofport(name)
+	// One transaction: the port's bridge (an ofport on another bridge
+	// means nothing here) and its number.
+	out, err := d.r.vsctlRun("port-to-br", name, "--", "get", "Interface", name, "ofport")
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("OVS port %q: %w (%w)", name, errNoPort, err)
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return 0, fmt.Errorf("OVS port %q: unexpected ovs-vsctl output %q", name, out)
+	}
+	if f[0] != d.opts.Bridge {
+		return 0, fmt.Errorf("OVS port %q is on bridge %q, not %q; move it or set ovs_bridge", name, f[0], d.opts.Bridge)
+	}
+	if p, err = strconv.Atoi(f[1]); err != nil || p <= 0 {
+		return 0, fmt.Errorf("OVS port %q has no OpenFlow port number (ofport %q); check `ovs-vsctl list Interface %s`", name, f[1], name)
 	}
 	d.mu.Lock()
 	d.ofports[name] = p

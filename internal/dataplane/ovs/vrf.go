@@ -2,6 +2,7 @@ package ovs
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -133,6 +134,8 @@ func (v *VRF) resolvePort(p dataplane.LocalPort) (*plugged, error) {
 	if n, err := v.d.portNumber(name); err == nil {
 		pl.ofport = n
 		return pl, nil
+	} else if !errors.Is(err, errNoPort) {
+		return nil, err
 	}
 	if _, err := v.d.r.vsctlRun("--may-exist", "add-port", v.d.opts.Bridge, name); err != nil {
 		return nil, fmt.Errorf("adding port %s to bridge %s: %w", name, v.d.opts.Bridge, err)
