@@ -265,3 +265,15 @@ func TestStaleDropFlows(t *testing.T) {
 		t.Errorf("staleDropFlows = %q, want %q", got, want)
 	}
 }
+
+func TestVersionBelow(t *testing.T) {
+	cases := []struct {
+		v    string
+		want bool
+	}{{"3.1.0", false}, {"2.8.0", false}, {"2.7.9", true}, {"1.11", true}, {"", false}, {"x", false}}
+	for _, c := range cases {
+		if got := versionBelow(c.v, 2, 8); got != c.want {
+			t.Errorf("versionBelow(%q, 2, 8) = %t, want %t", c.v, got, c.want)
+		}
+	}
+}

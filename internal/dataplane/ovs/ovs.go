@@ -220,6 +220,9 @@ func New(opts Options) (*Driver, error) {
 			d.version = f[len(f)-1]
 		}
 	}
+	if !opts.VXLANEncap && versionBelow(d.version, 2, 8) {
+		d.log.Warn("MPLS over GRE needs Open vSwitch 2.8 or later", "ovs_version", d.version)
+	}
 	if _, err := d.r.vsctlRun("br-exists", opts.Bridge); err != nil {
 		if exitCode(err) == 2 {
 			return nil, fmt.Errorf("ovs driver: OVS bridge '%s' doesn't exist; create it (ovs-vsctl add-br %s -- set bridge %s datapath_type=netdev) or set ovs_bridge", opts.Bridge, opts.Bridge, opts.Bridge)
@@ -280,6 +283,16 @@ func (d *Driver) checkMPLSInterface() error {
 	}
 	d.mplsIfMAC = net48(m)
 	return nil
+}
+
+// versionBelow reports whether an "X.Y.Z" version is below major.minor
+// (false if it cannot be parsed).
+func versionBelow(v string, major, minor int) bool {
+	var a, b int
+	if n, _ := fmt.Sscanf(v, "%d.%d", &a, &b); n != 2 {
+		return false
+	}
+	return a < major || (a == major && b < minor)
 }
 
 func net48(m route.MAC) string {
@@ -542,8 +555,8 @@ func (d *Driver) Info() map[string]any {
 		"tables":      map[string]any{"input": d.inTable, "encap_in": d.encapIn, "vrf": d.vrfTable},
 		"hash_method": d.opts.HashMethod, "encaps": encaps, "local_address": d.opts.LocalAddress.String(),
 		"proxy_arp": d.opts.ProxyARP, "arp_responder": d.opts.ARPResponder,
-		"vrfs":           slices.Sorted(maps.Keys(d.vrfs)),
-		"gre_tunnel_opt": d.opts.GRETunnelOptions,
+		"vrfs":               slices.Sorted(maps.Keys(d.vrfs)),
+		"gre_tunnel_options": d.opts.GRETunnelOptions,
 	}
 	if !d.useGRE {
 		info["mpls_interface"] = d.opts.MPLSInterface
