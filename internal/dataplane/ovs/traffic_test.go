@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/route"
@@ -185,6 +186,16 @@ func TestOverlappingVRFs(t *testing.T) {
 
 	// Nothing but the VRFs' IPv4 and ARP leaves a VM port: an IPv6
 	// all-nodes ping from VRF 1's VM must not be answered by VRF 2's VM.
+	// Both link-local addresses must have passed DAD, or the check
+	// would pass for want of an answer.
+	for _, vm := range []string{a.vm, vm2[a]} {
+		for i := 0; strings.TrimSpace(sh(t, "ip", "-n", vm, "-6", "addr", "show", "dev", "eth0", "tentative")) != ""; i++ {
+			if i == 200 {
+				t.Fatalf("the link-local address of %s stays tentative", vm)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	ll := sh(t, "ip", "-n", vm2[a], "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
 	f := strings.Fields(ll)
 	if len(f) < 4 {
