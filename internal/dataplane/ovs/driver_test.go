@@ -431,3 +431,40 @@ func sortedLines(s string) string {
 	slices.Sort(l)
 	return strings.Join(l, "\n")
 }
+
+// TestARPResponderOptions: proxy_arp answers every address; without
+// arp_responder there is no responder at all.
+func TestARPResponderOptions(t *testing.T) {
+	o := singleNode(t)
+	local := netip.MustParseAddr("10.200.0.1")
+	cfg := dataplane.VRFConfig{InstanceID: 1, LocalAddress: local, GatewayIP: netip.MustParseAddr("10.1.1.1"), PrefixLen: 24}
+	arp := func(p1, tpa string) string {
+		return o.trace(t, "br-mpls", "in_port="+p1+",arp,dl_src=02:00:00:00:01:01,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=10.1.1.10,arp_tpa="+tpa)
+	}
+	for _, c := range []struct {
+		name             string
+		responder, proxy bool
+		answered         map[string]bool
+	}{
+		{"proxy", true, true, map[string]bool{"10.1.1.1": true, "10.1.1.77": true, "192.0.2.1": true}},
+		{"off", false, false, map[string]bool{"10.1.1.1": false, "10.1.1.77": false}},
+	} {
+		d := newTestDriver(t, o, Options{LocalAddress: local, ARPResponder: c.responder, ProxyARP: c.proxy})
+		v, err := d.NewVRF(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Plug(dataplane.LocalPort{LinuxIf: "vm1"}, mustMAC(t, "02:00:00:00:01:01"), netip.MustParsePrefix("10.1.1.10/32"), 100, dataplane.DirectionBoth); err != nil {
+			t.Fatal(err)
+		}
+		p1 := o.vsctl(t, "get", "Interface", "vm1", "ofport")
+		for tpa, want := range c.answered {
+			if got := strings.Contains(arp(p1, tpa), "set_field:2->arp_op"); got != want {
+				t.Errorf("%s: ARP request for %s answered = %t, want %t", c.name, tpa, got, want)
+			}
+		}
+		if err := v.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
