@@ -7,19 +7,29 @@
 //
 // Tables (input_table, ovs_table_id_start):
 //
-//	input (0)    in_port=<VM port>[,dl_vlan] ip/arp → [strip_vlan], reg0:=VRF id, resubmit VRF table
+//	input (0)    in_port=<VM port>[,dl_vlan] ip/arp → [strip_vlan], reg2:=in_port, in_port:=0,
+//	             reg0:=VRF id, resubmit VRF table; anything else from that port → drop (0x8FFF)
 //	             in_port=<GRE or MPLS port>,mpls and in_port=<vxlan> → resubmit encap-in
 //	encap-in (1) mpls,mpls_label=L,mpls_bos=1 → pop_mpls, [push vlan], GW MAC, VM MAC, output VM port
 //	             in_port=<vxlan>,tun_id=L → the same without pop_mpls
-//	VRF (2)      ip,reg0=V,nw_dst=P (priority 0x9000-(128-len)) → group:G (select group, one bucket
-//	             per ECMP next hop, bucket id from the route's consistent hash sort order)
+//	VRF (2)      ip,reg0=V,nw_dst=P (priority 0x9000-(128-len)) → [dec_ttl], group:G (select group,
+//	             one bucket per ECMP next hop, bucket id from the route's consistent hash sort order)
 //	             ARP responder, FlowSpec classifier redirects (0x9000), fallback (0x8F00)
+//
+// Differences from upstream, none visible on the wire: dec_ttl sits in the
+// prefix flow rather than in each bucket (OVS 3.1 ignores it in a bucket
+// before push_mpls); the ARP responder answers on the asking port (reg2)
+// rather than on the VRF's first port; a plugged port's non-IPv4/ARP
+// traffic is dropped rather than left to the bridge's NORMAL flow, which
+// leaks it (IPv6 for instance) to other VRFs' ports.
 //
 // Every flow of a VRF carries cookie = VRF id, so a VRF's state is removed
 // by cookie. Flow and group changes of one call go to OVS as one atomic
 // OpenFlow 1.5 bundle (`ovs-ofctl bundle BRIDGE -`): a batch of 10,000
 // routes is one process, and a failed batch leaves OVS and the driver's
-// state as they were. Ports and bridges are handled with ovs-vsctl.
+// state as they were. Ports and bridges are handled with ovs-vsctl. The
+// driver keeps what it programmed, so Resync (or Watch) re-programs OVS
+// after ovs-vswitchd restarted and lost its flows.
 package ovs
 
 import (
