@@ -344,8 +344,11 @@ func (a *Agent) applyPing(s *state, p pingMsg) {
 	s.bgpUp = true
 }
 
-// reconcile carries out Reconcile's actions until one fails with an error
-// worth retrying.
+// reconcile carries out Reconcile's actions. A refused attach (4xx) is
+// not retried until it changes; a refused detach means the endpoint is
+// gone. A failed action (5xx) skips the rest of its port's actions and is
+// retried later; if bagpipe-bgp cannot be reached at all, reconcile stops
+// and asks the pinger to check it now.
 func (a *Agent) reconcile(ctx context.Context, s *state) error {
 	want := map[string][]Attachment{}
 	for port, l := range s.desired {
@@ -355,7 +358,12 @@ func (a *Agent) reconcile(ctx context.Context, s *state) error {
 		delete(s.rejected, port)
 		want[port] = l
 	}
+	var errs []error
+	failed := map[string]bool{}
 	for _, act := range Reconcile(want, s.applied) {
+		if failed[act.PortID] {
+			continue
+		}
 		actx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		var err error
 		if act.Op == OpAttach {
@@ -364,19 +372,22 @@ func (a *Agent) reconcile(ctx context.Context, s *state) error {
 			err = a.cfg.BGP.Detach(actx, act.Body())
 		}
 		cancel()
-		if rej, ok := isRejected(err); ok {
-			if act.Op == OpDetach {
-				// Not there any more (bagpipe-bgp answers 4xx for an
-				// unknown instance or endpoint): nothing left to remove.
-				a.log.Warn("bagpipe-bgp refused a detach: considering it detached", "port", act.PortID, "body", string(act.Body()), "err", rej)
-				Record(s.applied, act)
-				continue
-			}
+		var unreachable *UnreachableError
+		switch rej, rejected := isRejected(err); {
+		case err == nil:
+			a.log.Info("port "+string(act.Op)+"ed", "port", act.PortID, "vpn_type", act.Attachment.VPNType)
+			a.log.Debug(string(act.Op)+" body", "port", act.PortID, "body", string(act.Body()))
+			Record(s.applied, act)
+		case rejected && act.Op == OpDetach:
+			// bagpipe-bgp answers 4xx for an unknown instance or
+			// endpoint: nothing left to remove.
+			a.log.Warn("bagpipe-bgp refused a detach: considering it detached", "port", act.PortID, "body", string(act.Body()), "err", rej)
+			Record(s.applied, act)
+		case rejected:
 			a.log.Error("bagpipe-bgp refused an attachment: not retrying until it changes", "port", act.PortID, "body", string(act.Body()), "err", rej)
 			s.rejected[act.PortID] = s.desired[act.PortID]
-			continue
-		}
-		if err != nil {
+			failed[act.PortID] = true
+		case errors.As(err, &unreachable) || ctx.Err() != nil:
 			if ctx.Err() == nil {
 				s.bgpUp = false
 				select {
@@ -384,13 +395,13 @@ func (a *Agent) reconcile(ctx context.Context, s *state) error {
 				default:
 				}
 			}
-			return fmt.Errorf("%s of port %s: %w", act.Op, act.PortID, err)
+			return errors.Join(append(errs, fmt.Errorf("%s of port %s: %w", act.Op, act.PortID, err))...)
+		default:
+			failed[act.PortID] = true
+			errs = append(errs, fmt.Errorf("%s of port %s: %w", act.Op, act.PortID, err))
 		}
-		a.log.Info("port "+string(act.Op)+"ed", "port", act.PortID, "vpn_type", act.Attachment.VPNType)
-		a.log.Debug(string(act.Op)+" body", "port", act.PortID, "body", string(act.Body()))
-		Record(s.applied, act)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // sameAttachments says whether a and b hold the same attachments, in order.

@@ -42,8 +42,8 @@ func (e *RejectedError) Error() string {
 	return fmt.Sprintf("bagpipe-bgp rejected the request (HTTP %d): %s", e.Status, e.Msg)
 }
 
-// UnreachableError says that bagpipe-bgp could not be reached (or failed
-// with a 5xx): the request can be sent again later.
+// UnreachableError says that bagpipe-bgp could not be reached: the
+// request can be sent again once it answers.
 type UnreachableError struct{ Err error }
 
 // Error implements error.
@@ -109,8 +109,19 @@ func (c *BGPClient) call(ctx context.Context, method, path string, body []byte) 
 	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
 		return nil, &RejectedError{Status: resp.StatusCode, Msg: msg}
 	}
-	return nil, &UnreachableError{fmt.Errorf("bagpipe-bgp answered %s %s with HTTP %d: %s", method, path, resp.StatusCode, msg)}
+	return nil, &ServerError{Status: resp.StatusCode, Msg: fmt.Sprintf("bagpipe-bgp answered %s %s with HTTP %d: %s", method, path, resp.StatusCode, msg)}
 }
+
+// ServerError is a non-200, non-4xx answer of bagpipe-bgp (an internal
+// failure, e.g. of its dataplane): bagpipe-bgp is up, the request may
+// succeed later.
+type ServerError struct {
+	Status int
+	Msg    string
+}
+
+// Error implements error.
+func (e *ServerError) Error() string { return e.Msg }
 
 // isRejected says whether err is a 4xx answer of bagpipe-bgp.
 func isRejected(err error) (*RejectedError, bool) {

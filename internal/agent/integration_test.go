@@ -196,9 +196,9 @@ func TestAgent(t *testing.T) {
 	p1ID := p1["id"].(string)
 	other := ctl.create("port", map[string]any{"network_id": netID, "binding:host_id": "node2"})
 
-	agent := testenv.StartProcess(t, filepath.Join(bin, "bagpipe-agent"), []string{
-		"--controller", ctl.url, "--host", host, "--bagpipe-bgp", b.url,
-		"--ping-interval", "200ms", "--log-level", "debug"}, nil)
+	agentArgs := []string{"--controller", ctl.url, "--host", host, "--bagpipe-bgp", b.url,
+		"--ping-interval", "200ms", "--log-level", "debug"}
+	agent := testenv.StartProcess(t, filepath.Join(bin, "bagpipe-agent"), agentArgs, nil)
 
 	t.Log("initial sync: the port created before the agent started is attached (not the other host's)")
 	waitEndpoints(t, b, netID, map[string]string{tap(p1): endpointOf(p1)}, "initial sync")
@@ -259,5 +259,21 @@ func TestAgent(t *testing.T) {
 	waitEndpoints(t, b, netID, map[string]string{tap(p1): endpointOf(p1)}, "moved port detached")
 	if strings.Contains(agent.Log(), "level=ERROR") {
 		t.Errorf("the agent logged errors:\n%s", agent.Log())
+	}
+
+	t.Log("agent restart: it attaches again what bagpipe-bgp already has, without errors")
+	if err := agent.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	agent = testenv.StartProcess(t, filepath.Join(bin, "bagpipe-agent"), agentArgs, nil)
+	testenv.WaitFor(t, wait, "the restarted agent attaching", func() (bool, error) {
+		return strings.Contains(agent.Log(), "port attached"), nil
+	})
+	waitEndpoints(t, b, netID, map[string]string{tap(p1): endpointOf(p1)}, "same endpoints after the agent restart")
+	p4 := ctl.create("port", map[string]any{"network_id": netID, "binding:host_id": host})
+	waitEndpoints(t, b, netID, map[string]string{tap(p1): endpointOf(p1), tap(p4): endpointOf(p4)}, "the restarted agent follows the feed")
+	waitStatus(t, ctl, p4["id"].(string), "ACTIVE")
+	if strings.Contains(agent.Log(), "level=ERROR") || strings.Contains(agent.Log(), "refused") {
+		t.Errorf("the restarted agent logged errors:\n%s", agent.Log())
 	}
 }
