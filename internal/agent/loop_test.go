@@ -82,7 +82,7 @@ func (f *fakeBGP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b, _ := io.ReadAll(r.Body)
 	var m struct {
-		Description struct{ Port string } `json:"description"`
+		Description struct{ Port string }    `json:"description"`
 		LocalPort   struct{ Linuxif string } `json:"local_port"`
 	}
 	json.Unmarshal(b, &m)
