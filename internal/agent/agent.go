@@ -239,6 +239,10 @@ type state struct {
 	ping  string
 	// known are the ports whose status the agent manages.
 	known map[string]bool
+	// listed says whether the feed's first listing arrived; adopt that
+	// bagpipe-bgp's endpoints must be read (a new /ping value): stale
+	// ones are detached once the listing is there.
+	listed, adopt bool
 }
 
 // reconcileLoop applies feed and ping news and reconciles bagpipe-bgp.
@@ -280,6 +284,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 // applyFeed updates the desired attachments.
 func (a *Agent) applyFeed(s *state, m feedMsg) {
 	if m.snapshot != nil {
+		s.listed = true
 		s.desired = map[string][]Attachment{}
 		for _, p := range m.snapshot.Ports {
 			a.setDesired(s, p.PortID, p.Attachments)
@@ -336,6 +341,7 @@ func (a *Agent) applyPing(s *state, p pingMsg) {
 			a.log.Warn("bagpipe-bgp restart detected: sending every attachment again", "ping", p.value, "previous", s.ping)
 		}
 		s.ping = p.value
+		s.adopt = true
 		s.applied = map[string][]Attachment{}
 		s.rejected = map[string][]Attachment{}
 	} else if !s.bgpUp {
@@ -357,6 +363,18 @@ func (a *Agent) reconcile(ctx context.Context, s *state) error {
 		}
 		delete(s.rejected, port)
 		want[port] = l
+	}
+	if s.adopt && s.listed {
+		eps, err := a.cfg.BGP.Endpoints(ctx)
+		if err != nil {
+			return a.bgpFailed(ctx, s, fmt.Errorf("reading bagpipe-bgp's endpoints: %w", err))
+		}
+		for port, l := range Stale(eps, s.desired) {
+			a.log.Info("bagpipe-bgp has endpoints of a port this host no longer has: detaching them", "port", port, "endpoints", len(l))
+			s.applied[port] = append(s.applied[port], l...)
+			s.known[port] = true
+		}
+		s.adopt = false
 	}
 	var errs []error
 	failed := map[string]bool{}
@@ -388,20 +406,28 @@ func (a *Agent) reconcile(ctx context.Context, s *state) error {
 			s.rejected[act.PortID] = s.desired[act.PortID]
 			failed[act.PortID] = true
 		case errors.As(err, &unreachable) || ctx.Err() != nil:
-			if ctx.Err() == nil {
-				s.bgpUp = false
-				select {
-				case a.pingNow <- struct{}{}:
-				default:
-				}
-			}
-			return errors.Join(append(errs, fmt.Errorf("%s of port %s: %w", act.Op, act.PortID, err))...)
+			return errors.Join(append(errs, a.bgpFailed(ctx, s, fmt.Errorf("%s of port %s: %w", act.Op, act.PortID, err)))...)
 		default:
 			failed[act.PortID] = true
 			errs = append(errs, fmt.Errorf("%s of port %s: %w", act.Op, act.PortID, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// bgpFailed handles an error talking to bagpipe-bgp: when it could not
+// be reached, it is marked down and the pinger asked to check it now (a
+// restart must be noticed before anything is sent again).
+func (a *Agent) bgpFailed(ctx context.Context, s *state, err error) error {
+	var unreachable *UnreachableError
+	if errors.As(err, &unreachable) && ctx.Err() == nil {
+		s.bgpUp = false
+		select {
+		case a.pingNow <- struct{}{}:
+		default:
+		}
+	}
+	return err
 }
 
 // sameAttachments says whether a and b hold the same attachments, in order.

@@ -276,4 +276,20 @@ func TestAgent(t *testing.T) {
 	if strings.Contains(agent.Log(), "level=ERROR") || strings.Contains(agent.Log(), "refused") {
 		t.Errorf("the restarted agent logged errors:\n%s", agent.Log())
 	}
+
+	t.Log("a port deleted while the agent is stopped is detached when it starts")
+	if err := agent.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.cli.Delete(context.Background(), "port", p4["id"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	agent = testenv.StartProcess(t, filepath.Join(bin, "bagpipe-agent"), agentArgs, nil)
+	waitEndpoints(t, b, netID, map[string]string{tap(p1): endpointOf(p1)}, "the stale endpoint detached by the restarted agent")
+	if !strings.Contains(agent.Log(), "endpoints of a port this host no longer has") {
+		t.Errorf("the restarted agent did not log the stale endpoint")
+	}
+	if strings.Contains(agent.Log(), "level=ERROR") || strings.Contains(agent.Log(), "refused") {
+		t.Errorf("the restarted agent logged errors:\n%s", agent.Log())
+	}
 }

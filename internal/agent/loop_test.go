@@ -76,8 +76,22 @@ type fakeBGP struct {
 func (f *fakeBGP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if r.URL.Path == "/ping" {
+	switch r.URL.Path {
+	case "/ping":
 		io.WriteString(w, f.ping)
+		return
+	case "/looking-glass/vpns/instances":
+		io.WriteString(w, `[{"id": "evpn_n", "name": "EVI-1", "href": "x"}]`)
+		return
+	case "/looking-glass/vpns/instances/evpn_n":
+		io.WriteString(w, `{"instance_type": "EVI", "external_instance_id": "evpn_n"}`)
+		return
+	case "/looking-glass/vpns/instances/evpn_n/ports":
+		// A stale endpoint of port z, one of a (desired) and one made by
+		// hand.
+		io.WriteString(w, `{"tapz": {"endpoints": [{"mac_address": "fa:16:3e:00:00:09", "ip_address": "10.0.0.9/32", "description": {"port": "z"}}]},
+			"tapa": {"endpoints": [{"mac_address": "fa:16:3e:00:00:01", "ip_address": null, "description": {"port": "a"}}]},
+			"manual": {"endpoints": [{"mac_address": "fa:16:3e:00:00:08", "ip_address": "10.0.0.8/32", "description": null}]}}`)
 		return
 	}
 	b, _ := io.ReadAll(r.Body)
@@ -163,6 +177,20 @@ func TestLoop(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	eventually(t, "b ACTIVE", func() bool { return ctl.statusOf("b") == StatusActive })
+	// The stale endpoint of z (and only it) was detached.
+	eventually(t, "z reported DOWN", func() bool { return ctl.statusOf("z") == StatusDown })
+	bgp.set(func() {
+		var detaches []string
+		for _, c := range bgp.calls {
+			if strings.HasPrefix(c, "detach ") {
+				detaches = append(detaches, c)
+			}
+		}
+		want := `detach {"ip_address":"10.0.0.9/32","local_port":{"linuxif":"tapz"},"mac_address":"fa:16:3e:00:00:09","vpn_instance_id":"evpn_n","vpn_type":"evpn"}`
+		if len(detaches) != 1 || detaches[0] != want {
+			t.Errorf("detaches at start: %q, want only %s", detaches, want)
+		}
+	})
 	eventually(t, "a retried after its 500", func() bool { return bgp.count("a") >= 3 })
 	if ctl.statusOf("a") != StatusDown || ctl.statusOf("r") != StatusDown {
 		t.Errorf("failing ports: a %q, r %q; want DOWN", ctl.statusOf("a"), ctl.statusOf("r"))
