@@ -7,8 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/bagpipe-go/bagpipe/internal/ctlclient"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -322,6 +320,3 @@ func str(v any) string {
 	}
 	return fmt.Sprint(v)
 }
-
-// ensure the client type is the one printed.
-var _ ctlclient.Resource = map[string]any{}
