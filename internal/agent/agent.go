@@ -366,8 +366,15 @@ func (a *Agent) reconcile(ctx context.Context, s *state) error {
 	}
 	if s.adopt && s.listed {
 		eps, err := a.cfg.BGP.Endpoints(ctx)
-		if err != nil {
+		var unreachable *UnreachableError
+		switch {
+		case errors.As(err, &unreachable) || ctx.Err() != nil:
 			return a.bgpFailed(ctx, s, fmt.Errorf("reading bagpipe-bgp's endpoints: %w", err))
+		case err != nil:
+			// A looking glass the agent cannot read must not stop
+			// reconciliation: only stale endpoints stay.
+			a.log.Warn("cannot read bagpipe-bgp's endpoints: endpoints of ports removed while the agent was stopped are left in place", "err", err)
+			eps = nil
 		}
 		for port, l := range Stale(eps, s.desired) {
 			a.log.Info("bagpipe-bgp has endpoints of a port this host no longer has: detaching them", "port", port, "endpoints", len(l))
