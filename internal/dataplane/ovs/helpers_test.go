@@ -239,37 +239,67 @@ type node struct {
 	gateway  netip.Addr
 }
 
+// newNode describes node letter ("A") with its namespaces; setup builds
+// it once its underlay interface "u<letter>" exists in n.ns.
+func newNode(t *testing.T, letter string, underlay, vmIP, vmMAC, gw string) *node {
+	return &node{ns: newNS(t), vm: newNS(t), underlay: netip.MustParseAddr(underlay),
+		vmIP: netip.MustParsePrefix(vmIP), vmMAC: vmMAC, vmPort: "v" + letter, gateway: netip.MustParseAddr(gw)}
+}
+
+// setup plugs the VM, starts the node's OVS, puts the underlay on br-phy
+// with the node's IP and creates br-mpls.
+func (n *node) setup(t *testing.T) {
+	t.Helper()
+	u := "u" + n.vmPort[1:]
+	sh(t, "ip", "-n", n.ns, "link", "set", u, "up")
+	sh(t, "ip", "link", "add", n.vmPort, "netns", n.ns, "type", "veth", "peer", "name", "eth0", "netns", n.vm)
+	sh(t, "ip", "-n", n.ns, "link", "set", n.vmPort, "up")
+	sh(t, "ip", "-n", n.vm, "link", "set", "eth0", "address", n.vmMAC, "mtu", "1400", "up")
+	sh(t, "ip", "-n", n.vm, "addr", "add", n.vmIP.String(), "dev", "eth0")
+	sh(t, "ip", "-n", n.vm, "route", "add", "default", "via", n.gateway.String())
+	// The userspace datapath does not complete partial checksums.
+	sh(t, "ip", "netns", "exec", n.vm, "ethtool", "-K", "eth0", "tx", "off")
+	sh(t, "ip", "netns", "exec", n.ns, "ethtool", "-K", n.vmPort, "tx", "off")
+	sh(t, "ip", "netns", "exec", n.ns, "ethtool", "-K", u, "tx", "off")
+	n.ovs = startOVS(t, n.ns)
+	n.ovs.addBridge(t, "br-phy")
+	n.ovs.vsctl(t, "add-port", "br-phy", u)
+	sh(t, "ip", "-n", n.ns, "addr", "add", n.underlay.String()+"/24", "dev", "br-phy")
+	sh(t, "ip", "-n", n.ns, "link", "set", "br-phy", "up")
+	n.ovs.addBridge(t, "br-mpls")
+}
+
 // newLab builds two nodes A (10.200.0.1, VM 10.1.1.10/24) and B
 // (10.200.0.2, VM 10.2.2.10/24) joined by an underlay veth.
 func newLab(t *testing.T) (a, b *node) {
 	t.Helper()
-	a = &node{ns: newNS(t), vm: newNS(t), underlay: netip.MustParseAddr("10.200.0.1"),
-		vmIP: netip.MustParsePrefix("10.1.1.10/24"), vmMAC: "02:00:00:00:0a:0a", vmPort: "vA",
-		gateway: netip.MustParseAddr("10.1.1.1")}
-	b = &node{ns: newNS(t), vm: newNS(t), underlay: netip.MustParseAddr("10.200.0.2"),
-		vmIP: netip.MustParsePrefix("10.2.2.10/24"), vmMAC: "02:00:00:00:0b:0b", vmPort: "vB",
-		gateway: netip.MustParseAddr("10.2.2.1")}
+	a = newNode(t, "A", "10.200.0.1", "10.1.1.10/24", "02:00:00:00:0a:0a", "10.1.1.1")
+	b = newNode(t, "B", "10.200.0.2", "10.2.2.10/24", "02:00:00:00:0b:0b", "10.2.2.1")
 	sh(t, "ip", "link", "add", "uA", "netns", a.ns, "type", "veth", "peer", "name", "uB", "netns", b.ns)
-	for _, n := range []*node{a, b} {
-		u := "u" + n.vmPort[1:]
-		sh(t, "ip", "-n", n.ns, "link", "set", u, "up")
-		sh(t, "ip", "link", "add", n.vmPort, "netns", n.ns, "type", "veth", "peer", "name", "eth0", "netns", n.vm)
-		sh(t, "ip", "-n", n.ns, "link", "set", n.vmPort, "up")
-		sh(t, "ip", "-n", n.vm, "link", "set", "eth0", "address", n.vmMAC, "mtu", "1400", "up")
-		sh(t, "ip", "-n", n.vm, "addr", "add", n.vmIP.String(), "dev", "eth0")
-		sh(t, "ip", "-n", n.vm, "route", "add", "default", "via", n.gateway.String())
-		// The userspace datapath does not complete partial checksums.
-		sh(t, "ip", "netns", "exec", n.vm, "ethtool", "-K", "eth0", "tx", "off")
-		sh(t, "ip", "netns", "exec", n.ns, "ethtool", "-K", n.vmPort, "tx", "off")
-		sh(t, "ip", "netns", "exec", n.ns, "ethtool", "-K", u, "tx", "off")
-		n.ovs = startOVS(t, n.ns)
-		n.ovs.addBridge(t, "br-phy")
-		n.ovs.vsctl(t, "add-port", "br-phy", u)
-		sh(t, "ip", "-n", n.ns, "addr", "add", n.underlay.String()+"/24", "dev", "br-phy")
-		sh(t, "ip", "-n", n.ns, "link", "set", "br-phy", "up")
-		n.ovs.addBridge(t, "br-mpls")
-	}
+	a.setup(t)
+	b.setup(t)
 	return a, b
+}
+
+// newLab3 builds nodes A, B and C on one underlay (a Linux bridge in its
+// own namespace). B and C both host a VM with 10.2.2.10 (anycast), so A
+// can reach it through either: an ECMP destination.
+func newLab3(t *testing.T) (a, b, c *node) {
+	t.Helper()
+	sw := newNS(t)
+	sh(t, "ip", "-n", sw, "link", "add", "br0", "type", "bridge")
+	sh(t, "ip", "-n", sw, "link", "set", "br0", "up")
+	a = newNode(t, "A", "10.200.0.1", "10.1.1.10/24", "02:00:00:00:0a:0a", "10.1.1.1")
+	b = newNode(t, "B", "10.200.0.2", "10.2.2.10/24", "02:00:00:00:0b:0b", "10.2.2.1")
+	c = newNode(t, "C", "10.200.0.3", "10.2.2.10/24", "02:00:00:00:0c:0c", "10.2.2.1")
+	for _, n := range []*node{a, b, c} {
+		l := n.vmPort[1:]
+		sh(t, "ip", "link", "add", "u"+l, "netns", n.ns, "type", "veth", "peer", "name", "s"+l, "netns", sw)
+		sh(t, "ip", "-n", sw, "link", "set", "s"+l, "master", "br0", "up")
+		sh(t, "ip", "netns", "exec", sw, "ethtool", "-K", "s"+l, "tx", "off")
+		n.setup(t)
+	}
+	return a, b, c
 }
 
 // vrfConfig is node n's VRF 1 with local label.
@@ -307,4 +337,20 @@ func (o *ovsInstance) datapathFlow(t testing.TB, want ...string) string {
 	}
 	t.Fatalf("no datapath flow contains all of %q:\n%s", want, out)
 	return ""
+}
+
+// flowPackets returns n_packets of the first br-mpls flow matching match,
+// after a revalidation round (datapath statistics reach the OpenFlow
+// rules then).
+func (o *ovsInstance) flowPackets(t testing.TB, match string) int {
+	t.Helper()
+	sh(t, "ovs-appctl", "-t", filepath.Join(o.dir, "ovs-vswitchd.ctl"), "revalidator/wait")
+	out := o.ofctl(t, "dump-flows", "br-mpls", match)
+	i := strings.Index(out, "n_packets=")
+	if i < 0 {
+		t.Fatalf("no flow matches %q:\n%s", match, out)
+	}
+	var n int
+	fmt.Sscan(out[i+len("n_packets="):], &n)
+	return n
 }

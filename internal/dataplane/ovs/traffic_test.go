@@ -167,14 +167,7 @@ func TestOverlappingVRFs(t *testing.T) {
 			}
 		}
 	}
-	nPackets := func(label string) int {
-		out := sh(t, "ovs-ofctl", "-O", "OpenFlow15", "--names", "dump-flows", "unix:"+b.ovs.dir+"/br-mpls.mgmt", "table=1,mpls,mpls_label="+label)
-		var n int
-		if i := strings.Index(out, "n_packets="); i >= 0 {
-			fmt.Sscan(strings.TrimLeft(out[i+len("n_packets="):], " "), &n)
-		}
-		return n
-	}
+	nPackets := func(label string) int { return b.ovs.flowPackets(t, "table=1,mpls,mpls_label="+label) }
 	a.ping(t, b.vmIP.Addr())
 	if got := nPackets("201"); got != 0 {
 		t.Errorf("VRF 1 pings reached VRF 2's VM on B (%d packets on label 201)", got)
@@ -279,5 +272,105 @@ func tcpTransfer(t *testing.T, from, to string, addr netip.AddrPort, size int) {
 	c.Close()
 	if n := <-got; n != int64(size) {
 		t.Fatalf("TCP transfer to %s: %d bytes arrived, want %d", addr, n, size)
+	}
+}
+
+// TestECMPTraffic: A reaches the anycast 10.2.2.10 through B and C (one
+// select group, two buckets); TCP connections with different source
+// ports are spread over both, and after B's next hop is removed
+// everything goes to C.
+func TestECMPTraffic(t *testing.T) {
+	requireTools(t)
+	a, b, c := newLab3(t)
+	labels := map[*node]uint32{a: 100, b: 200, c: 300}
+	vrfs := map[*node]dataplane.VRFDataplane{}
+	for _, n := range []*node{a, b, c} {
+		d := newTestDriver(t, n.ovs, Options{LocalAddress: n.underlay, ARPResponder: true})
+		v, err := d.NewVRF(n.vrfConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { v.Close() })
+		if err := v.Plug(dataplane.LocalPort{LinuxIf: n.vmPort}, mustMAC(t, n.vmMAC), netip.PrefixFrom(n.vmIP.Addr(), 32), labels[n], dataplane.DirectionBoth); err != nil {
+			t.Fatal(err)
+		}
+		vrfs[n] = v
+	}
+	anycast := netip.MustParsePrefix("10.2.2.0/24")
+	viaB := dataplane.VRFChange{Kind: dataplane.AddRoute, Prefix: anycast, NextHop: b.underlay, Label: 200, LBOrder: 1}
+	viaC := dataplane.VRFChange{Kind: dataplane.AddRoute, Prefix: anycast, NextHop: c.underlay, Label: 300, LBOrder: 2}
+	if err := vrfs[a].Apply([]dataplane.VRFChange{viaB, viaC}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*node{b, c} {
+		if err := vrfs[n].Apply([]dataplane.VRFChange{{Kind: dataplane.AddRoute, Prefix: a.vmIP.Masked(), NextHop: a.underlay, Label: 100}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Warm up both tunnels (ARP for B and C on A's br-phy).
+	for _, n := range []*node{b, c} {
+		sh(t, "ip", "netns", "exec", a.ns, "ping", "-c", "1", "-W", "2", n.underlay.String())
+	}
+	inPackets := func(n *node) int {
+		return n.ovs.flowPackets(t, fmt.Sprintf("table=1,mpls,mpls_label=%d", labels[n]))
+	}
+	a.ping(t, netip.MustParseAddr("10.2.2.10"))
+	const conns = 16
+	for i := 0; i < conns; i++ {
+		tcpTransferECMP(t, a.vm, []string{b.vm, c.vm}, netip.MustParseAddrPort("10.2.2.10:5001"))
+	}
+	pb, pc := inPackets(b), inPackets(c)
+	if pb == 0 || pc == 0 {
+		t.Errorf("%d TCP connections were not spread over both next hops: %d packets via B, %d via C", conns, pb, pc)
+	}
+
+	// Withdraw B: the group keeps one bucket, everything goes to C.
+	viaB.Kind = dataplane.RemoveRoute
+	if err := vrfs[a].Apply([]dataplane.VRFChange{viaB}); err != nil {
+		t.Fatal(err)
+	}
+	pb, pc = inPackets(b), inPackets(c)
+	for i := 0; i < conns/2; i++ {
+		tcpTransferECMP(t, a.vm, []string{b.vm, c.vm}, netip.MustParseAddrPort("10.2.2.10:5001"))
+	}
+	if nb, nc := inPackets(b), inPackets(c); nb != pb || nc == pc {
+		t.Errorf("after B's withdrawal: B got %d more packets (want 0), C %d more (want > 0)", nb-pb, nc-pc)
+	}
+}
+
+// tcpTransferECMP opens one TCP connection from namespace from to addr,
+// which listeners in every namespace of to serve (an anycast address),
+// and sends a few bytes.
+func tcpTransferECMP(t *testing.T, from string, to []string, addr netip.AddrPort) {
+	t.Helper()
+	got := make(chan int64, len(to))
+	for _, ns := range to {
+		var ln net.Listener
+		if err := inNS(ns, func() (err error) { ln, err = net.Listen("tcp", addr.String()); return }); err != nil {
+			t.Fatalf("listen in %s: %v", ns, err)
+		}
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return // closed: the connection went to another listener
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			n, _ := io.Copy(io.Discard, c)
+			got <- n
+		}()
+	}
+	var c net.Conn
+	if err := inNS(from, func() (err error) { c, err = net.DialTimeout("tcp", addr.String(), 30*time.Second); return }); err != nil {
+		t.Fatalf("TCP connect from %s to %s: %v", from, addr, err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write([]byte("hello over ECMP")); err != nil {
+		t.Fatalf("TCP send: %v", err)
+	}
+	c.Close()
+	if n := <-got; n != 15 {
+		t.Fatalf("TCP transfer: %d bytes arrived, want 15", n)
 	}
 }
