@@ -69,6 +69,7 @@ func run(args []string) int {
 	routes := fs.Int("routes", 10000, "ingest: number of type-2 routes")
 	instances := fs.Int("instances", 10, "ingest: number of E-VPN instances")
 	pack := fs.Bool("pack", false, "ingest: several NLRI per UPDATE (default: one, like a route reflector)")
+	rate := fs.Int("rate", 0, "ingest: cap on UPDATEs sent per second (default: full speed)")
 	ports := fs.Int("ports", 1000, "attach: number of attachments")
 	samples := fs.Int("samples", 100, "convergence: number of samples")
 	settle := fs.Duration("settle", 5*time.Second, "idle: delay after the session came up before reading RSS")
@@ -113,7 +114,7 @@ func run(args []string) int {
 	var res *scale.Result
 	switch sub {
 	case "ingest":
-		res = scale.Ingest(ctx, o, scale.IngestParams{Routes: *routes, Instances: *instances, Pack: *pack})
+		res = scale.Ingest(ctx, o, scale.IngestParams{Routes: *routes, Instances: *instances, Pack: *pack, Rate: *rate})
 	case "attach":
 		res = scale.Attach(ctx, o, *ports)
 	case "convergence":

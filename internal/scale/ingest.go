@@ -16,6 +16,9 @@ type IngestParams struct {
 	Instances int
 	// Pack puts several NLRI per UPDATE instead of one.
 	Pack bool
+	// Rate caps the UPDATEs sent per second (0: full speed), for daemons
+	// that reset the session under bursts.
+	Rate int
 }
 
 // Ingest runs the ingest scenario: M instances are created through the
@@ -25,7 +28,7 @@ type IngestParams struct {
 func Ingest(ctx context.Context, o Options, p IngestParams) (res *Result) {
 	o.defaults()
 	res = newResult("ingest", o)
-	ir := &IngestResult{Routes: p.Routes, Instances: p.Instances, Pack: p.Pack, Kernel: o.Spec.Driver == "linux"}
+	ir := &IngestResult{Routes: p.Routes, Instances: p.Instances, Pack: p.Pack, Rate: p.Rate, Kernel: o.Spec.Driver == "linux"}
 	res.Ingest = ir
 	defer res.finish()
 	if p.Routes <= 0 || p.Instances <= 0 {
@@ -97,7 +100,8 @@ func Ingest(ctx context.Context, o Options, p IngestParams) (res *Result) {
 	runtime.GC()
 
 	o.Log.Info("advertising", "routes", p.Routes, "messages", len(adv), "bytes", ir.Bytes)
-	ph, err := ingestPhase(ctx, o, d, fw, peer, adv, p.Routes,
+	peer.SetReplay(adv)
+	ph, err := ingestPhase(ctx, o, d, fw, peer, adv, p.Routes, p.Rate,
 		func(n int) bool { return n >= ribBase+p.Routes }, func(n int) bool { return n >= kBase+p.Routes }, ok)
 	ph.RIBCount -= ribBase
 	ph.KernelCount -= kBase
@@ -108,6 +112,7 @@ func Ingest(ctx context.Context, o Options, p IngestParams) (res *Result) {
 		return res
 	}
 	adv = nil
+	peer.SetReplay(nil)
 	wd, err := EncodeWithdraw(routes, p.Pack)
 	if err != nil {
 		res.fail(err)
@@ -117,7 +122,7 @@ func Ingest(ctx context.Context, o Options, p IngestParams) (res *Result) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	o.Log.Info("withdrawing", "routes", p.Routes, "messages", len(wd))
-	ph, err = ingestPhase(ctx, o, d, fw, peer, wd, p.Routes,
+	ph, err = ingestPhase(ctx, o, d, fw, peer, wd, p.Routes, p.Rate,
 		func(n int) bool { return n <= ribBase }, func(n int) bool { return n <= kBase }, ok)
 	ph.RIBCount -= ribBase
 	ph.KernelCount -= kBase
@@ -137,19 +142,24 @@ func Ingest(ctx context.Context, o Options, p IngestParams) (res *Result) {
 
 // ingestPhase sends msgs and waits until the RIB count and (with fw) the
 // fdb count satisfy their conditions, then measures CPU and memory.
-func ingestPhase(ctx context.Context, o Options, d *Daemon, fw *FDBWatch, peer *RRPeer, msgs [][]byte, n int,
-	ribDone, kernelDone func(int) bool, ok func() error) (Phase, error) {
-	var ph Phase
+func ingestPhase(ctx context.Context, o Options, d *Daemon, fw *FDBWatch, peer *RRPeer, msgs [][]byte, n, rate int,
+	ribDone, kernelDone func(int) bool, ok func() error) (ph Phase, err error) {
 	before, err := d.Stats()
 	if err != nil {
 		return ph, err
 	}
+	downs := peer.Downs()
 	t0 := time.Now()
-	// Queue in chunks so the writer starts at once; the session writer
-	// batches queued messages into large writes.
-	for i := 0; i < len(msgs); i += 4096 {
-		peer.Send(msgs[i:min(i+4096, len(msgs))]...)
+	if rate <= 0 {
+		// Queue in chunks so the writer starts at once; the session writer
+		// batches queued messages into large writes.
+		for i := 0; i < len(msgs); i += 4096 {
+			peer.Send(msgs[i:min(i+4096, len(msgs))]...)
+		}
+	} else {
+		go pace(ctx, peer, msgs, rate)
 	}
+	defer func() { ph.SessionResets = int(peer.Downs() - downs) }()
 	type outcome struct {
 		at  time.Time
 		n   int
@@ -210,10 +220,25 @@ func ingestPhase(ctx context.Context, o Options, d *Daemon, fw *FDBWatch, peer *
 		ph.RSSBytes, ph.PeakRSSBytes = st.RSS, st.HWM
 	}
 	if rib.err != nil {
-		return ph, fmt.Errorf("RIB: %w", rib.err)
+		return ph, fmt.Errorf("RIB (%d session resets): %w", peer.Downs()-downs, rib.err)
 	}
 	if kern.err != nil {
 		return ph, fmt.Errorf("kernel: %w", kern.err)
 	}
 	return ph, serr
+}
+
+// pace sends msgs at rate messages per second, in 10 ms slices.
+func pace(ctx context.Context, peer *RRPeer, msgs [][]byte, rate int) {
+	per := max(1, rate/100)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for i := 0; i < len(msgs); i += per {
+		peer.Send(msgs[i:min(i+per, len(msgs))]...)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }

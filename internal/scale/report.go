@@ -141,6 +141,9 @@ func count(n int) string {
 	return fmt.Sprint(n)
 }
 
+// load renders the load average at the start of a run.
+func load(r *Result) string { return fmt.Sprintf("%.1f", r.Machine.Load1) }
+
 func column(r *Result) string {
 	l := r.Label
 	if l == "" {
@@ -184,7 +187,9 @@ func Markdown(w io.Writer, rs []*Result, notes ...string) {
 	fmt.Fprintf(w, "Each daemon runs in its own network namespace; bagpipe-scale is its BGP peer (route reflector) "+
 		"over a veth pair and drives it through the upstream REST API. RIB = the looking glass's "+
 		"`received_routes_count`; kernel = unicast fdb entries on the namespace's VXLAN devices (netlink). "+
-		"CPU = the daemon's user+system seconds (children included); RSS from /proc/PID/status.\n\n")
+		"CPU = the daemon's user+system seconds (children included); RSS from /proc/PID/status. "+
+		"Load = the machine's 1-minute load average when the run started: bagpipe-scale shares the machine "+
+		"with the daemon, and other work (tests of other packages) slows kernel programming in particular.\n\n")
 	var cols []string
 	by := map[string][]*Result{}
 	for _, r := range rs {
@@ -219,49 +224,49 @@ func Markdown(w io.Writer, rs []*Result, notes ...string) {
 	if s := section("ingest"); len(s) > 0 {
 		slices.SortStableFunc(s, func(a, b *Result) int { return a.Ingest.Routes - b.Ingest.Routes })
 		fmt.Fprintf(w, "\n## Ingest: received E-VPN type-2 routes\n\n")
-		fmt.Fprintf(w, "| daemon / driver | routes | E-VPNs | UPDATEs | to RIB s | RIB routes/s | to kernel s | kernel routes/s | CPU s | idle RSS | RSS after | bytes/route | peak RSS | withdraw: RIB s | kernel s | CPU s |\n")
-		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(w, "| daemon / driver | routes | E-VPNs | UPDATEs | to RIB s | RIB routes/s | to kernel s | kernel routes/s | CPU s | idle RSS | RSS after | bytes/route | peak RSS | withdraw: RIB s | kernel s | CPU s | load |\n")
+		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range s {
 			i := r.Ingest
 			a, wd := i.Advertise, i.Withdraw
-			fmt.Fprintf(w, "| %s | %s | %d | %d%s | %s | %s | %s | %s | %.2f | %s | %s | %.0f | %s | %s | %s | %.2f |\n",
-				column(r), count(i.Routes), i.Instances, i.Messages, map[bool]string{true: " (packed)"}[i.Pack],
+			fmt.Fprintf(w, "| %s | %s | %d | %d%s | %s | %s | %s | %s | %.2f | %s | %s | %.0f | %s | %s | %s | %.2f | %s |\n",
+				column(r), count(i.Routes), i.Instances, i.Messages, ingestNotes(i),
 				secs(a.RIBSeconds), rate(a.RIBRate), secs(a.KernelSeconds), rate(a.KernelRate), a.CPUSeconds,
 				mb(i.IdleRSSBytes), mb(a.RSSBytes), i.BytesPerRoute, mb(a.PeakRSSBytes),
-				secs(wd.RIBSeconds), secs(wd.KernelSeconds), wd.CPUSeconds)
+				secs(wd.RIBSeconds), secs(wd.KernelSeconds), wd.CPUSeconds, load(r))
 		}
 	}
 	if s := section("attach"); len(s) > 0 {
 		fmt.Fprintf(w, "\n## Attach: attach_localport / detach_localport, one request at a time\n\n")
-		fmt.Fprintf(w, "| daemon / driver | ports | E-VPNs | attach p50 ms | p90 | p99 | total s | detach p50 ms | p90 | p99 | total s |\n")
-		fmt.Fprintf(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(w, "| daemon / driver | ports | E-VPNs | attach p50 ms | p90 | p99 | total s | detach p50 ms | p90 | p99 | total s | load |\n")
+		fmt.Fprintf(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range s {
 			for _, x := range []struct {
 				name string
 				run  AttachRun
 			}{{"one", r.Attach.OneInstance}, {"one per port", r.Attach.ManyInstances}} {
 				a, d := x.run.Attach, x.run.Detach
-				fmt.Fprintf(w, "| %s | %d | %s | %.2f | %.2f | %.2f | %.3f | %.2f | %.2f | %.2f | %.3f |\n",
-					column(r), r.Attach.Ports, x.name, a.P50Ms, a.P90Ms, a.P99Ms, a.TotalSeconds, d.P50Ms, d.P90Ms, d.P99Ms, d.TotalSeconds)
+				fmt.Fprintf(w, "| %s | %d | %s | %.2f | %.2f | %.2f | %.3f | %.2f | %.2f | %.2f | %.3f | %s |\n",
+					column(r), r.Attach.Ports, x.name, a.P50Ms, a.P90Ms, a.P99Ms, a.TotalSeconds, d.P50Ms, d.P90Ms, d.P99Ms, d.TotalSeconds, load(r))
 			}
 		}
 	}
 	if s := section("convergence"); len(s) > 0 {
 		fmt.Fprintf(w, "\n## Convergence: attach on node A → entry on node B (through the reflector)\n\n")
-		fmt.Fprintf(w, "| daemon / driver | samples | measured on B | p50 ms | p90 | p99 | max | A → reflector p50 ms | p90 |\n")
-		fmt.Fprintf(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(w, "| daemon / driver | samples | measured on B | p50 ms | p90 | p99 | max | A → reflector p50 ms | p90 | load |\n")
+		fmt.Fprintf(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range s {
 			c := r.Convergence
-			fmt.Fprintf(w, "| %s | %d | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
-				column(r), c.AToB.Count, c.Measure, c.AToB.P50Ms, c.AToB.P90Ms, c.AToB.P99Ms, c.AToB.MaxMs, c.AToRR.P50Ms, c.AToRR.P90Ms)
+			fmt.Fprintf(w, "| %s | %d | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s |\n",
+				column(r), c.AToB.Count, c.Measure, c.AToB.P50Ms, c.AToB.P90Ms, c.AToB.P99Ms, c.AToB.MaxMs, c.AToRR.P50Ms, c.AToRR.P90Ms, load(r))
 		}
 	}
 	if s := section("idle"); len(s) > 0 {
 		fmt.Fprintf(w, "\n## Idle: start-up and memory\n\n")
-		fmt.Fprintf(w, "| daemon / driver | REST API up s | session established s | RSS 5 s later | CPU s |\n|---|---:|---:|---:|---:|\n")
+		fmt.Fprintf(w, "| daemon / driver | REST API up s | session established s | RSS 5 s later | CPU s | load |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, r := range s {
 			i := r.Idle
-			fmt.Fprintf(w, "| %s | %.3f | %.3f | %s | %.2f |\n", column(r), i.APISeconds, i.EstablishedSeconds, mb(i.RSSBytes), i.CPUSeconds)
+			fmt.Fprintf(w, "| %s | %.3f | %.3f | %s | %.2f | %s |\n", column(r), i.APISeconds, i.EstablishedSeconds, mb(i.RSSBytes), i.CPUSeconds, load(r))
 		}
 	}
 	var errs []string
@@ -304,6 +309,9 @@ func (r *Result) Table(w io.Writer) {
 				fmt.Fprintf(tw, "%s: kernel\t%s s\t%s routes/s\t(count %d)\n", p.n, secs(p.ph.KernelSeconds), rate(p.ph.KernelRate), p.ph.KernelCount)
 			}
 			fmt.Fprintf(tw, "%s: CPU\t%.2f s\tRSS %s\tpeak %s\n", p.n, p.ph.CPUSeconds, mb(p.ph.RSSBytes), mb(p.ph.PeakRSSBytes))
+			if p.ph.SessionResets > 0 {
+				fmt.Fprintf(tw, "%s: BGP session resets\t%d\n", p.n, p.ph.SessionResets)
+			}
 		}
 		fmt.Fprintf(tw, "memory\tidle %s\t%.0f bytes/route\n", mb(i.IdleRSSBytes), i.BytesPerRoute)
 		if i.KernelMethod != "" {
@@ -334,4 +342,22 @@ func (r *Result) Table(w io.Writer) {
 	if r.Error != "" {
 		fmt.Fprintf(tw, "ERROR\t%s\n", r.Error)
 	}
+}
+
+// ingestNotes says how the UPDATEs were sent when it was not the default.
+func ingestNotes(i *IngestResult) string {
+	var n []string
+	if i.Pack {
+		n = append(n, "packed")
+	}
+	if i.Rate > 0 {
+		n = append(n, fmt.Sprintf("paced at %d/s", i.Rate))
+	}
+	if r := i.Advertise.SessionResets + i.Withdraw.SessionResets; r > 0 {
+		n = append(n, fmt.Sprintf("%d session resets", r))
+	}
+	if len(n) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(n, ", ") + ")"
 }

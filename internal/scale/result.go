@@ -47,6 +47,9 @@ type Machine struct {
 	Cores    int    `json:"cores"`
 	Kernel   string `json:"kernel"`
 	MemBytes int64  `json:"mem_bytes"`
+	// Load1 is the 1-minute load average when the run started (other work
+	// on the machine skews the figures).
+	Load1 float64 `json:"load_1m"`
 }
 
 // DescribeMachine reads /proc/cpuinfo, the core count, uname and memory.
@@ -67,6 +70,7 @@ func DescribeMachine() Machine {
 	var si unix.Sysinfo_t
 	if unix.Sysinfo(&si) == nil {
 		m.MemBytes = int64(si.Totalram) * int64(si.Unit)
+		m.Load1 = float64(si.Loads[0]) / (1 << unix.SI_LOAD_SHIFT)
 	}
 	return m
 }
@@ -92,6 +96,9 @@ type Phase struct {
 	// RSSBytes is the RSS one second after the phase; PeakRSSBytes VmHWM.
 	RSSBytes     int64 `json:"rss_bytes"`
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// SessionResets counts the BGP sessions the daemon lost meanwhile
+	// (we advertise everything again when it comes back).
+	SessionResets int `json:"session_resets,omitempty"`
 }
 
 // IngestResult is the outcome of the ingest scenario.
@@ -99,6 +106,8 @@ type IngestResult struct {
 	Routes    int  `json:"routes"`
 	Instances int  `json:"instances"`
 	Pack      bool `json:"pack"`
+	// Rate is the UPDATEs/s cap (0: full speed).
+	Rate int `json:"rate,omitempty"`
 	// Messages and Bytes are the UPDATEs sent for the advertisement.
 	Messages int   `json:"messages"`
 	Bytes    int64 `json:"bytes"`

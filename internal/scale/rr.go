@@ -46,6 +46,9 @@ type RRPeer struct {
 	updates atomic.Uint64
 	lastUpd atomic.Int64 // unix ns of the last UPDATE received
 	downs   atomic.Uint64
+
+	mu     sync.Mutex
+	replay [][]byte // what we currently advertise, sent again after a reset
 }
 
 // NewRR prepares a reflector for the daemons of namespaces nss: it listens
@@ -159,6 +162,22 @@ func (p *RRPeer) Established(n session.Negotiated) {
 		return
 	}
 	p.sess.Send(msg)
+	p.mu.Lock()
+	replay := p.replay
+	p.mu.Unlock()
+	if len(replay) > 0 && p.downs.Load() > 0 {
+		p.rr.log.Warn("session re-established: advertising our routes again", "peer", p.Addr, "messages", len(replay))
+		p.sess.Send(replay...)
+	}
+}
+
+// SetReplay records the UPDATEs that make up what we advertise to the
+// daemon: like a real reflector, we send them again when the session comes
+// back after a reset. Nil after a withdrawal.
+func (p *RRPeer) SetReplay(msgs [][]byte) {
+	p.mu.Lock()
+	p.replay = msgs
+	p.mu.Unlock()
 }
 
 // Update implements session.Handler: counts, and reflects to the other
