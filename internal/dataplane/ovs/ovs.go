@@ -339,9 +339,9 @@ func (d *Driver) Tables() (input, encapIn, vrf int) { return d.inTable, d.encapI
 
 // ResetState implements dataplane.Driver (upstream reset_state): it
 // deletes the MPLS, IP, ARP and VXLAN flows and our per-port drop flows
-// of the input table, every
-// flow of the encap-in and VRF tables and every group of the bridge. The
-// next NewVRF re-creates the tunnel ports and flows.
+// of the input table, every flow of the encap-in and VRF tables and every
+// group of the bridge. The next NewVRF re-creates the tunnel ports and
+// flows.
 func (d *Driver) ResetState() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
