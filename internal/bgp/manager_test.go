@@ -60,6 +60,7 @@ type wire struct {
 	have map[string]*route.Route
 	msgs int
 	wds  int // withdrawn routes seen
+	log  []string
 }
 
 func (w *wire) Send(msgs ...[]byte) {
@@ -77,6 +78,10 @@ func (w *wire) Send(msgs ...[]byte) {
 		}
 		for _, r := range u.Advertised {
 			w.have[r.Family.String()+r.Key] = r
+			w.log = append(w.log, "+"+r.String())
+		}
+		for _, f := range u.EndOfRIB {
+			w.log = append(w.log, "EoR "+f.String())
 		}
 	}
 }
@@ -377,5 +382,23 @@ func TestRouteRefreshResends(t *testing.T) {
 	defer f.wire.mu.Unlock()
 	if f.wire.msgs != n {
 		t.Fatalf("ROUTE-REFRESH for a family not negotiated sent %d messages", f.wire.msgs-n)
+	}
+}
+
+// TestEndOfRIBAfterInitialTable: after establishment the peer gets the
+// initial table, then an End-of-RIB per negotiated family (RFC 4724 §2).
+func TestEndOfRIBAfterInitialTable(t *testing.T) {
+	f := newFixture(t, true)
+	evi := newRecorder("EVI-1")
+	publish(f, evi, type2(nil, 1, rtX, localAddr))
+	f.eng.Subscribe(evi, engine.Match{Family: route.FamilyEVPN, RT: rtX})
+	f.eng.Sync() // the RTC route is originated
+	f.establish(route.FamilyEVPN, route.FamilyRTC)
+	f.sync(t)
+	f.wire.mu.Lock()
+	defer f.wire.mu.Unlock()
+	want := []string{"+RTC<64512>:target:64512:100", "EoR l2vpn/evpn", "EoR ipv4/rtc"}
+	if !slices.Equal(f.wire.log, want) {
+		t.Fatalf("sent %v, want %v", f.wire.log, want)
 	}
 }

@@ -60,6 +60,9 @@ type PeerWorker struct {
 type outItem struct {
 	gen uint64
 	ev  engine.Event
+	// eor, when set, is an End-of-RIB marker for that family (RFC 4724
+	// §2): sent after the routes queued before it.
+	eor route.Family
 }
 
 type peerStats struct {
@@ -171,6 +174,11 @@ func (p *PeerWorker) sendLoop(ctx context.Context) {
 			if it.gen != cur || !p.up.Load() {
 				continue
 			}
+			if it.eor != 0 {
+				flush()
+				msgs = append(msgs, codec.EncodeEndOfRIB(it.eor))
+				continue
+			}
 			r := it.ev.Route
 			if !slices.Contains(fams, r.Family) {
 				continue
@@ -221,11 +229,30 @@ func (p *PeerWorker) Established(n session.Negotiated) {
 		// The peer tells us which RTs it wants with its RTC routes; until
 		// then it only gets our RTC routes (RFC 4684 §4).
 		p.m.eng.Subscribe(p, engine.Match{Family: route.FamilyRTC, RT: route.RTAny})
-		return
+	} else {
+		for _, f := range n.Families {
+			p.m.eng.Subscribe(p, engine.Match{Family: f, RT: route.RTAny})
+		}
 	}
-	for _, f := range n.Families {
-		p.m.eng.Subscribe(p, engine.Match{Family: f, RT: route.RTAny})
-	}
+	// End-of-RIB (RFC 4724 §2) for every family once the initial table
+	// has been queued: the engine runs this after replaying the
+	// subscriptions above. With RTC, route reflectors such as GoBGP wait
+	// for our RTC End-of-RIB before sending VPN routes (RFC 4684 §6):
+	// without it they fall back to a timer, and a new node took seconds
+	// to learn its first routes.
+	gen := p.gen.Load()
+	eors := slices.Clone(n.Families)
+	p.m.eng.Call(func() {
+		p.outMu.Lock()
+		for _, f := range eors {
+			p.outbox = append(p.outbox, outItem{gen: gen, eor: f})
+		}
+		p.outMu.Unlock()
+		select {
+		case p.outWake <- struct{}{}:
+		default:
+		}
+	})
 }
 
 // Update implements session.Handler: decode and publish.

@@ -55,6 +55,7 @@ const (
 	msgSnapshot
 	msgSubscriptions
 	msgResend
+	msgCall
 )
 
 // message is one queued request for the loop.
@@ -69,6 +70,7 @@ type message struct {
 	reply   chan struct{}
 	routes  *[]*route.Route
 	matches *[]Match
+	fn      func()
 }
 
 // New returns an engine; start it with Run.
@@ -135,6 +137,8 @@ func (e *Engine) handle(msg *message) {
 		t.Unsubscribe(msg.w, msg.m)
 	case msgResend:
 		t.Resend(msg.w, msg.m)
+	case msgCall:
+		msg.fn()
 	case msgCleanup:
 		t.Cleanup(msg.w)
 	case msgHook:
@@ -220,6 +224,14 @@ func (e *Engine) Publish(src *route.Source, events []Event) {
 func (e *Engine) Subscribe(w Worker, m Match) {
 	e.Register(w)
 	e.enqueue(message{kind: msgSubscribe, w: w, m: m})
+}
+
+// Call enqueues fn to run on the engine goroutine after everything
+// enqueued before it: deliveries caused by earlier messages (replays of
+// earlier subscriptions, for instance) have been made when fn runs. fn
+// must not block nor call the engine's synchronous methods.
+func (e *Engine) Call(fn func()) {
+	e.enqueue(message{kind: msgCall, fn: fn})
 }
 
 // Resend enqueues a replay to w of the routes it gets through its
