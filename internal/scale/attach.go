@@ -41,8 +41,8 @@ func Attach(ctx context.Context, o Options, k int) (res *Result) {
 	one := make([]AttachBody, k)
 	many := make([]AttachBody, k)
 	for i := range k {
-		one[i] = EVPNAttach("scale-attach", localMAC(0xbb, i), localIP(17, i), ports[i], route.NewRT(AS, 2000).String(), 7000)
-		many[i] = EVPNAttach(fmt.Sprintf("scale-attach-%d", i), localMAC(0xbc, i), localIP(18, i), ports[i],
+		one[i] = EVPNAttach("attach-one", localMAC(0xbb, i), localIP(17, i), ports[i], route.NewRT(AS, 2000).String(), 7000)
+		many[i] = EVPNAttach(fmt.Sprintf("a%d-attach", i), localMAC(0xbc, i), localIP(18, i), ports[i],
 			route.NewRT(AS, uint32(3000+i)).String(), uint32(8000+i))
 	}
 	o.Log.Info("attaching into one E-VPN", "ports", k)
@@ -57,25 +57,40 @@ func Attach(ctx context.Context, o Options, k int) (res *Result) {
 	return res
 }
 
-// attachRun attaches then detaches every body, one request at a time.
+// attachRun attaches then detaches every body, one request at a time. An
+// attach error ends the run; detach errors are counted and the run goes on
+// (upstream answers 500 to detaches it did carry out, reference §11).
 func attachRun(ctx context.Context, d *Daemon, bodies []AttachBody) (AttachRun, error) {
 	var run AttachRun
-	for _, op := range []struct {
-		f   func(context.Context, AttachBody) error
-		out *Latency
-	}{{d.Attach, &run.Attach}, {d.Detach, &run.Detach}} {
-		lat := make([]time.Duration, 0, len(bodies))
-		t0 := time.Now()
-		for _, b := range bodies {
-			t := time.Now()
-			if err := op.f(ctx, b); err != nil {
-				*op.out = Summarise(lat, time.Since(t0))
-				return run, err
-			}
-			lat = append(lat, time.Since(t))
+	lat := make([]time.Duration, 0, len(bodies))
+	t0 := time.Now()
+	for _, b := range bodies {
+		t := time.Now()
+		if err := d.Attach(ctx, b); err != nil {
+			run.Attach = Summarise(lat, time.Since(t0))
+			return run, err
 		}
-		*op.out = Summarise(lat, time.Since(t0))
+		lat = append(lat, time.Since(t))
 	}
+	run.Attach = Summarise(lat, time.Since(t0))
+	lat = lat[:0]
+	t0 = time.Now()
+	for _, b := range bodies {
+		t := time.Now()
+		err := d.Detach(ctx, b)
+		lat = append(lat, time.Since(t))
+		if err != nil {
+			if aerr := d.Alive(); aerr != nil || ctx.Err() != nil {
+				run.Detach = Summarise(lat, time.Since(t0))
+				return run, errorsJoin(err, aerr, ctx.Err())
+			}
+			if run.DetachErrors == 0 {
+				run.FirstDetachError = err.Error()
+			}
+			run.DetachErrors++
+		}
+	}
+	run.Detach = Summarise(lat, time.Since(t0))
 	return run, nil
 }
 
@@ -121,7 +136,7 @@ func Convergence(ctx context.Context, o Options, p ConvergenceParams) (res *Resu
 			return res
 		}
 	}
-	const inst, vni = "scale-conv", 9000
+	const inst, vni = "conv", 9000
 	rt := route.NewRT(AS, 4000).String()
 	body := func(i int) AttachBody { return EVPNAttach(inst, localMAC(0xcc, i), localIP(19, i), portsA[i], rt, vni) }
 

@@ -267,7 +267,7 @@ func (d *Daemon) post(ctx context.Context, path string, body any) error {
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s %s: HTTP %d: %s", path, js, resp.StatusCode, bytes.TrimSpace(rb))
+		return fmt.Errorf("POST %s: HTTP %d: %s (request %s)", path, resp.StatusCode, bytes.TrimSpace(rb), js)
 	}
 	return nil
 }

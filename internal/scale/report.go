@@ -274,9 +274,16 @@ func Markdown(w io.Writer, rs []*Result, notes ...string) {
 		if r.Error != "" {
 			errs = append(errs, fmt.Sprintf("- %s %s: %s", r.Scenario, column(r), short(r.Error)))
 		}
+		if a := r.Attach; a != nil {
+			for _, run := range []AttachRun{a.OneInstance, a.ManyInstances} {
+				if run.DetachErrors > 0 {
+					errs = append(errs, fmt.Sprintf("- attach %s: %d detach calls failed (timed all the same), first: %s", column(r), run.DetachErrors, short(run.FirstDetachError)))
+				}
+			}
+		}
 	}
 	if len(errs) > 0 {
-		fmt.Fprintf(w, "\n## Failed runs (figures above are partial)\n\n%s\n", strings.Join(errs, "\n"))
+		fmt.Fprintf(w, "\n## Failures (figures of failed runs above are partial)\n\n%s\n", strings.Join(errs, "\n"))
 	}
 	if len(commands) > 0 {
 		fmt.Fprintf(w, "\n## Commands\n\n```sh\n%s\n```\n", strings.Join(commands, "\n"))
@@ -327,6 +334,9 @@ func (r *Result) Table(w io.Writer) {
 				l  Latency
 			}{{"attach", x.run.Attach}, {"detach", x.run.Detach}} {
 				fmt.Fprintf(tw, "%s %s\t%d calls\tp50 %.2f ms\tp90 %.2f ms\tp99 %.2f ms\ttotal %.3f s\n", x.n, y.op, y.l.Count, y.l.P50Ms, y.l.P90Ms, y.l.P99Ms, y.l.TotalSeconds)
+			}
+			if x.run.DetachErrors > 0 {
+				fmt.Fprintf(tw, "%s detach errors\t%d\t%s\n", x.n, x.run.DetachErrors, short(x.run.FirstDetachError))
 			}
 		}
 	case r.Convergence != nil:

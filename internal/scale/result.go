@@ -155,6 +155,10 @@ func Summarise(ds []time.Duration, total time.Duration) Latency {
 type AttachRun struct {
 	Attach Latency `json:"attach"`
 	Detach Latency `json:"detach"`
+	// DetachErrors counts detach calls that failed (timed all the same);
+	// FirstDetachError is the first one's message.
+	DetachErrors     int    `json:"detach_errors,omitempty"`
+	FirstDetachError string `json:"first_detach_error,omitempty"`
 }
 
 // AttachResult is the outcome of the attach scenario.

@@ -18,12 +18,13 @@ type Instance struct {
 	VNI uint32
 }
 
-// Instances returns m instances "scale-<i>" with route targets 64512:(1000+i)
-// and VNIs 5000+i.
+// Instances returns m instances "s<i>-scale" with route targets
+// 64512:(1000+i) and VNIs 5000+i. Ids differ in their first 8 characters,
+// which upstream's linux driver keeps in interface names (reference §11).
 func Instances(m int) []Instance {
 	out := make([]Instance, m)
 	for i := range out {
-		out[i] = Instance{ID: fmt.Sprintf("scale-%d", i), RT: route.NewRT(AS, uint32(1000+i)), VNI: uint32(5000 + i)}
+		out[i] = Instance{ID: fmt.Sprintf("s%d-scale", i), RT: route.NewRT(AS, uint32(1000+i)), VNI: uint32(5000 + i)}
 	}
 	return out
 }

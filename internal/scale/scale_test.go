@@ -86,6 +86,9 @@ func TestScenariosSmoke(t *testing.T) {
 
 			r := roundTrip(t, Attach(ctx, o, 20))
 			for _, run := range []AttachRun{r.Attach.OneInstance, r.Attach.ManyInstances} {
+				if run.DetachErrors != 0 {
+					t.Errorf("attach: %d detach errors, first: %s", run.DetachErrors, run.FirstDetachError)
+				}
 				for _, l := range []Latency{run.Attach, run.Detach} {
 					if l.Count != 20 || l.P50Ms <= 0 || l.P50Ms > l.P99Ms || l.TotalSeconds <= 0 {
 						t.Errorf("attach: latency %+v", l)
