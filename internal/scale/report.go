@@ -123,8 +123,8 @@ func targetAttach(rs []*Result, many bool) (string, string) {
 
 func short(s string) string {
 	s = strings.SplitN(s, "\n", 2)[0]
-	if len(s) > 120 {
-		s = s[:120] + "…"
+	if len(s) > 160 {
+		s = s[:160] + "…"
 	}
 	return s
 }
@@ -275,9 +275,13 @@ func Markdown(w io.Writer, rs []*Result, notes ...string) {
 			errs = append(errs, fmt.Sprintf("- %s %s: %s", r.Scenario, column(r), short(r.Error)))
 		}
 		if a := r.Attach; a != nil {
-			for _, run := range []AttachRun{a.OneInstance, a.ManyInstances} {
-				if run.DetachErrors > 0 {
-					errs = append(errs, fmt.Sprintf("- attach %s: %d detach calls failed (timed all the same), first: %s", column(r), run.DetachErrors, short(run.FirstDetachError)))
+			for _, x := range []struct {
+				name string
+				run  AttachRun
+			}{{"one E-VPN", a.OneInstance}, {"one E-VPN per port", a.ManyInstances}} {
+				if x.run.DetachErrors > 0 {
+					errs = append(errs, fmt.Sprintf("- attach %s, %s: %d of %d detach calls failed (timed all the same), first: %s",
+						column(r), x.name, x.run.DetachErrors, x.run.Detach.Count, short(x.run.FirstDetachError)))
 				}
 			}
 		}
