@@ -57,14 +57,15 @@ type Daemon struct {
 	log    *slog.Logger
 }
 
-// Conf renders the bgp.conf of a daemon in ns.
-func (s DaemonSpec) Conf(ns *Namespace) string {
+// Conf renders the bgp.conf of a daemon in ns whose peer listens on
+// bgpPort.
+func (s DaemonSpec) Conf(ns *Namespace, bgpPort int) string {
 	return fmt.Sprintf(`[BGP]
 local_address = %s
 peers = %s
 my_as = %d
 enable_rtc = true
-bgp_port = 179
+bgp_port = %d
 
 [API]
 host = %s
@@ -75,18 +76,18 @@ dataplane_driver = %s
 
 [DATAPLANE_DRIVER_IPVPN]
 dataplane_driver = dummy
-%s`, ns.Local, ns.Peer, AS, ns.Local, APIPort, s.Driver, s.ExtraConf)
+%s`, ns.Local, ns.Peer, AS, bgpPort, ns.Local, APIPort, s.Driver, s.ExtraConf)
 }
 
-// StartDaemon writes the bgp.conf and starts the daemon inside ns, in its
-// own process group.
-func StartDaemon(s DaemonSpec, ns *Namespace, log *slog.Logger) (*Daemon, error) {
+// StartDaemon writes the bgp.conf (peer: ns.Peer port bgpPort) and starts
+// the daemon inside ns, in its own process group.
+func StartDaemon(s DaemonSpec, ns *Namespace, bgpPort int, log *slog.Logger) (*Daemon, error) {
 	dir, err := filepath.Abs(s.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("work directory %q: %w", s.Dir, err)
 	}
 	conf := filepath.Join(dir, ns.Name+".conf")
-	if err := os.WriteFile(conf, []byte(s.Conf(ns)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(s.Conf(ns, bgpPort)), 0o644); err != nil {
 		return nil, fmt.Errorf("writing bgp.conf: %w", err)
 	}
 	logPath := filepath.Join(dir, ns.Name+".log")

@@ -63,7 +63,7 @@ func NewRig(ctx context.Context, o Options, n int) (_ *Rig, err error) {
 		return nil, err
 	}
 	for _, ns := range r.NSs {
-		d, err := StartDaemon(o.Spec, ns, o.Log)
+		d, err := StartDaemon(o.Spec, ns, r.RR.Peer(ns.Local).Port(), o.Log)
 		if err != nil {
 			return nil, err
 		}

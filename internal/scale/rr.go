@@ -37,8 +37,9 @@ type RRPeer struct {
 	Addr netip.Addr
 	rr   *RR
 	sess *session.Peer
-	// local is our address on the session.
+	// local is our address on the session, port our listening port.
 	local netip.Addr
+	port  int
 
 	estOnce sync.Once
 	est     chan struct{}
@@ -52,7 +53,9 @@ type RRPeer struct {
 }
 
 // NewRR prepares a reflector for the daemons of namespaces nss: it listens
-// on each namespace's Peer address, port 179.
+// on each namespace's Peer address, on a free port (see Port) rather than
+// 179, which another BGP speaker of the root namespace may hold on all
+// addresses.
 func NewRR(nss []*Namespace, log *slog.Logger) (*RR, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &RR{log: log.With("component", "scale-rr"), ctx: ctx, cancel: cancel, peers: map[netip.Addr]*RRPeer{}}
@@ -64,11 +67,12 @@ func NewRR(nss []*Namespace, log *slog.Logger) (*RR, error) {
 				Families: []route.Family{route.FamilyEVPN, route.FamilyVPNv4}},
 		}, p, r.log.With("peer", ns.Local.String()))
 		r.peers[ns.Local] = p
-		ln, err := net.Listen("tcp", netip.AddrPortFrom(ns.Peer, 179).String())
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(ns.Peer, 0).String())
 		if err != nil {
 			r.Close()
-			return nil, fmt.Errorf("listening for BGP on %s:179: %w", ns.Peer, err)
+			return nil, fmt.Errorf("listening for BGP on %s: %w", ns.Peer, err)
 		}
+		p.port = ln.Addr().(*net.TCPAddr).Port
 		r.lns = append(r.lns, ln)
 	}
 	for _, p := range r.peers {
@@ -134,6 +138,9 @@ func (p *RRPeer) WaitEstablished(ctx context.Context, timeout time.Duration, ali
 		}
 	}
 }
+
+// Port is the TCP port we listen on for this daemon (its bgp_port).
+func (p *RRPeer) Port() int { return p.port }
 
 // Send queues whole UPDATE messages to the daemon (batched into large TCP
 // writes by the session writer).
