@@ -151,6 +151,10 @@ func (l *demoLab) cli(ns string, args ...string) (string, error) {
 // networks and the VMs' ports with the CLI.
 func (l *demoLab) up(ctx context.Context) bool {
 	if err := l.upErr(ctx); err != nil {
+		if ctx.Err() != nil {
+			l.say("Interrupted while bringing the lab up.")
+			return false
+		}
 		l.say("%v\nLogs are in %s", err, l.dir)
 		return false
 	}
@@ -346,6 +350,9 @@ func (l *demoLab) runChecks(ctx context.Context) bool {
 	l.say("\nChecks:")
 	ok := true
 	report := func(pass bool, format string, a ...any) {
+		if ctx.Err() != nil {
+			return // interrupted: the check did not run to its end
+		}
 		mark := "PASS"
 		if !pass {
 			mark, ok = "FAIL", false
@@ -363,7 +370,7 @@ func (l *demoLab) runChecks(ctx context.Context) bool {
 	}
 	for _, v := range l.vms {
 		for _, w := range l.vms {
-			if v == w || v.network != w.network {
+			if v == w || v.network != w.network || ctx.Err() != nil {
 				continue
 			}
 			got := l.wait(ctx, 60*time.Second, func() bool { n, _ := lab.Ping(v.ns, w.ip, 1, 1); return n == 1 })
@@ -376,12 +383,16 @@ func (l *demoLab) runChecks(ctx context.Context) bool {
 	}
 	for _, v := range l.vms {
 		for _, w := range l.vms {
-			if v.network == w.network {
+			if v.network == w.network || ctx.Err() != nil {
 				continue
 			}
 			n, _ := lab.Ping(v.ns, w.ip, 2, 1)
 			report(n == 0, "%s (%s) cannot reach %s (%s, node %s): other network, same subnet", v.name, v.network, w.name, w.network, w.node.name)
 		}
+	}
+	if ctx.Err() != nil {
+		l.say("\nInterrupted: the checks did not all run.")
+		return false
 	}
 	if ok {
 		l.say("\nAll checks passed.")
