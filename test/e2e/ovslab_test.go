@@ -315,12 +315,33 @@ func newIPVPNLab(t *testing.T, specs ...ipvpnNodeSpec) *ipvpnLab {
 type ipvpnVM struct {
 	lab.VM
 	n *node
+	// hostIf and nsIf name the node and namespace ends of the VM's veth
+	// (--port netns:hostIf, --if2vpn nsIf); "": rest-attach's defaults
+	// (lab.VM.HostIf, "tovpn"). One namespace can hold several ports.
+	hostIf, nsIf string
+}
+
+// host returns the node end of the VM's veth.
+func (vm ipvpnVM) host() string {
+	if vm.hostIf != "" {
+		return vm.hostIf
+	}
+	return vm.HostIf()
+}
+
+// inner returns the namespace end of the VM's veth.
+func (vm ipvpnVM) inner() string {
+	if vm.nsIf != "" {
+		return vm.nsIf
+	}
+	return "tovpn"
 }
 
 // vm returns VM name (namespace prefix+name, at most 4 characters so that
 // the host-side interface name stays unique within 15) on node n, in VRF
-// vrf with route target rt, address ip (its gateway is the second to last
-// address of the subnet, as bagpipe-rest-attach chooses) and MAC mac.
+// vrf with route target rt ("": none, give --import-rt/--export-rt to
+// restAttach), address ip (its gateway is the second to last address of
+// the subnet, as bagpipe-rest-attach chooses) and MAC mac.
 func (l *ipvpnLab) vm(n *node, name, vrf, rt, ip, mac string) ipvpnVM {
 	return ipvpnVM{VM: lab.VM{Node: n.ns, NS: l.prefix + name, Network: vrf, RT: rt,
 		IP: netip.MustParsePrefix(ip), MAC: mac, ConfigFile: n.conf}, n: n}
@@ -338,8 +359,18 @@ func (l *ipvpnLab) restAttach(vm ipvpnVM, attach bool, extra ...string) {
 	if attach {
 		op = "--attach"
 	}
-	args := []string{op, "--port", "netns", "--network-type", "ipvpn", "--vpn-instance-id", vm.Network,
-		"--ip", vm.IP.String(), "--rt", vm.RT, "--netns", vm.NS, "--mac", vm.MAC, "--config-file", vm.ConfigFile}
+	port := "netns"
+	if vm.hostIf != "" {
+		port += ":" + vm.hostIf
+	}
+	args := []string{op, "--port", port, "--network-type", "ipvpn", "--vpn-instance-id", vm.Network,
+		"--ip", vm.IP.String(), "--netns", vm.NS, "--mac", vm.MAC, "--config-file", vm.ConfigFile}
+	if vm.RT != "" {
+		args = append(args, "--rt", vm.RT)
+	}
+	if vm.nsIf != "" {
+		args = append(args, "--if2vpn", vm.nsIf)
+	}
 	o := l.ovs[vm.n]
 	if o != nil {
 		args = append(args, "--ovs-preplug", "--ovs-bridge", "br-mpls")
@@ -358,9 +389,9 @@ func (l *ipvpnLab) restAttach(vm ipvpnVM, attach bool, extra ...string) {
 		return
 	}
 	for _, c := range [][]string{
-		{"ip", "-n", vm.NS, "link", "set", "tovpn", "mtu", "1400"},
-		{"ip", "netns", "exec", vm.NS, "ethtool", "-K", "tovpn", "tx", "off"},
-		{"ip", "netns", "exec", vm.Node, "ethtool", "-K", vm.HostIf(), "tx", "off"},
+		{"ip", "-n", vm.NS, "link", "set", vm.inner(), "mtu", "1400"},
+		{"ip", "netns", "exec", vm.NS, "ethtool", "-K", vm.inner(), "tx", "off"},
+		{"ip", "netns", "exec", vm.Node, "ethtool", "-K", vm.host(), "tx", "off"},
 	} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("e2e: %s: %v\n%s", strings.Join(c, " "), err, out)
