@@ -121,7 +121,7 @@ func TestVRFStateAndClose(t *testing.T) {
 	if v.table != 1001 {
 		t.Fatalf("table %d, want 1001", v.table)
 	}
-	if err := v.Plug(port("tap-a"), mac("02:00:00:00:00:0a"), pfx("10.1.1.10/24"), 300, dataplane.DirectionBoth); err != nil {
+	if err := v.Plug(port("tap-a"), mac("02:00:00:00:00:0a"), pfx("10.1.1.10/32"), 300, dataplane.DirectionBoth); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, v, addRoute("10.2.2.0/24", "10.98.0.2", 400))
@@ -155,7 +155,7 @@ func TestVRFStateAndClose(t *testing.T) {
 	}
 
 	// Unplug removes the endpoint's route, neighbour and rules.
-	if err := v.Unplug(port("tap-a"), mac("02:00:00:00:00:0a"), pfx("10.1.1.10/24"), 300, dataplane.DirectionBoth, true); err != nil {
+	if err := v.Unplug(port("tap-a"), mac("02:00:00:00:00:0a"), pfx("10.1.1.10/32"), 300, dataplane.DirectionBoth, true); err != nil {
 		t.Fatal(err)
 	}
 	if got := kernelRules(t, d); !slices.Equal(got, []string{"32765: lookup 255"}) {
@@ -168,7 +168,7 @@ func TestVRFStateAndClose(t *testing.T) {
 		t.Errorf("port neighbours after unplug %v", got)
 	}
 
-	if err := v.Plug(port("tap-a"), mac("02:00:00:00:00:0a"), pfx("10.1.1.10/24"), 300, dataplane.DirectionBoth); err != nil {
+	if err := v.Plug(port("tap-a"), mac("02:00:00:00:00:0a"), pfx("10.1.1.10/32"), 300, dataplane.DirectionBoth); err != nil {
 		t.Fatal(err)
 	}
 	if err := v.Close(); err != nil {

@@ -114,7 +114,7 @@ func (v *vrf) reconcile(have map[rule]bool, kr []kroute, grace bool) error {
 			if !ep.toPort() || ep.mac.IsZero() || v.local[p] != name {
 				continue
 			}
-			n, ok := cur[p.Addr()]
+			n, ok := cur[neighAddr(p, ep.mac)]
 			if ok && !moved[name] && n.State&netlink.NUD_PERMANENT != 0 && n.HardwareAddr.String() == ep.mac.String() {
 				continue
 			}
@@ -214,6 +214,11 @@ func (d *Driver) removeUnclaimed(all bool) error {
 		// An endpoint route: its permanent neighbour on the port goes too.
 		if r.Type == unix.RTN_UNICAST && r.Dst.Bits() == 32 && len(r.Nexthops) == 1 && !r.Nexthops[0].Gw.IsValid() && r.Nexthops[0].Oif != 0 {
 			d.delPermanentNeigh(r.Nexthops[0].Oif, r.Dst.Addr())
+		}
+		// A prefix endpoint route: its link-local neighbour (neighAddr).
+		if nh := r.Nexthops; r.Type == unix.RTN_UNICAST && r.Dst.Bits() < 32 && len(nh) == 1 && nh[0].Oif != 0 &&
+			nh[0].Oif != d.vx() && !nh[0].Encap.Dst.IsValid() && nh[0].Gw.IsLinkLocalUnicast() {
+			d.delPermanentNeigh(nh[0].Oif, nh[0].Gw)
 		}
 		if err := d.delRoute(r); err != nil {
 			errs = append(errs, err)

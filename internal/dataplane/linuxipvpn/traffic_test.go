@@ -40,7 +40,7 @@ func plugVM(t *testing.T, node *testNS, v *vrf, tap, ip, gw, m string, label uin
 	if err := s.ns.h.RouteAdd(&netlink.Route{Gw: net.ParseIP(gw), LinkIndex: eth.Attrs().Index}); err != nil {
 		t.Fatalf("default route in the VM: %v", err)
 	}
-	if err := v.Plug(port(tap), s.mac, pfx(ip+"/24"), label, dataplane.DirectionBoth); err != nil {
+	if err := v.Plug(port(tap), s.mac, pfx(ip+"/32"), label, dataplane.DirectionBoth); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -26,7 +26,8 @@ type endpoint struct {
 func (e endpoint) toPort() bool   { return e.dir != dataplane.DirectionFromPort }
 func (e endpoint) fromPort() bool { return e.dir != dataplane.DirectionToPort }
 
-// lport is a plugged interface and its endpoints (by /32).
+// lport is a plugged interface and its endpoints (by prefix: a /32 for
+// a VM address, a shorter prefix for a prefix route via the port).
 type lport struct {
 	name  string
 	index int
@@ -56,7 +57,7 @@ type vrf struct {
 
 	mu          sync.Mutex
 	ports       map[string]*lport
-	local       map[netip.Prefix]string // endpoint /32 routed to a port → port
+	local       map[netip.Prefix]string // endpoint prefix routed to a port → port
 	routes      map[netip.Prefix][]nexthop
 	classifiers map[classKey]bool
 	rules       map[rule]bool // rules we installed
@@ -157,7 +158,13 @@ func (v *vrf) desiredRoute(p netip.Prefix) (kroute, bool) {
 		return r, true
 	}
 	if name, ok := v.local[p]; ok {
-		r.Nexthops = []knexthop{{Oif: v.ports[name].index}}
+		lp := v.ports[name]
+		nh := knexthop{Oif: lp.index}
+		if ep := lp.eps[p]; p.Bits() < 32 && !ep.mac.IsZero() {
+			// A prefix behind the endpoint: towards its MAC (see neighAddr).
+			nh.Gw = neighAddr(p, ep.mac)
+		}
+		r.Nexthops = []knexthop{nh}
 		return r, true
 	}
 	for _, nh := range v.routes[p] {
@@ -186,7 +193,9 @@ func (v *vrf) kernelRoute(k kroute) *netlink.Route {
 	case len(k.Nexthops) == 1:
 		nh := k.Nexthops[0]
 		r.LinkIndex, r.Gw, r.Flags = nh.Oif, nh.Gw.AsSlice(), int(netlink.FLAG_ONLINK)
-		r.Encap = &ipEncap{ID: nh.Encap.ID, Dst: nh.Encap.Dst}
+		if nh.Encap.Dst.IsValid() {
+			r.Encap = &ipEncap{ID: nh.Encap.ID, Dst: nh.Encap.Dst}
+		}
 	default:
 		for _, nh := range k.Nexthops {
 			r.MultiPath = append(r.MultiPath, &netlink.NexthopInfo{
@@ -252,11 +261,18 @@ func (v *vrf) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, lab
 		lp = &lport{name: port.LinuxIf, index: l.Attrs().Index, eps: map[netip.Prefix]endpoint{}}
 		v.ports[port.LinuxIf] = lp
 	}
-	p := netip.PrefixFrom(ip.Addr().Unmap(), 32)
+	p := endpointPrefix(ip)
 	if owner, ok := v.local[p]; ok && owner != lp.name {
 		// The address moved to another port.
-		delete(v.ports[owner].eps, p)
+		olp := v.ports[owner]
+		oep := olp.eps[p]
+		delete(olp.eps, p)
 		delete(v.local, p)
+		if !oep.mac.IsZero() {
+			if err := v.delNeigh(olp, p, oep.mac); err != nil {
+				v.log.Warn("removing the neighbour of a moved endpoint", "error", err)
+			}
+		}
 	}
 	ep := endpoint{mac: mac, label: label, dir: dir}
 	lp.eps[p] = ep
@@ -275,22 +291,60 @@ func (v *vrf) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, lab
 	return nil
 }
 
-// setNeigh installs the permanent neighbour ip → mac on the port.
+// endpointPrefix is the prefix an endpoint routes to its port: the
+// masked prefix (the VPN layer passes a /32 for a VM address and the
+// prefix itself for advertise_subnet, reference §2.3.1).
+func endpointPrefix(ip netip.Prefix) netip.Prefix {
+	bits := ip.Bits()
+	if ip.Addr().Is4In6() {
+		bits -= 96
+	}
+	return netip.PrefixFrom(ip.Addr().Unmap(), bits).Masked()
+}
+
+// neighAddr is the neighbour that resolves an endpoint's MAC on its port:
+// the address itself for a /32; for a shorter prefix (a prefix route via
+// the port, reference §2.3.1) a link-local next hop derived from the MAC,
+// 169.254.<1+mac[4]%254>.<1+mac[5]%254>, which the route uses "onlink". The
+// VM then receives the prefix's traffic at its MAC without answering ARP
+// for addresses of the prefix. Two MACs with prefix routes on one port
+// and the same derived address would clash (one port is one VM: one MAC in
+// practice).
+func neighAddr(p netip.Prefix, mac route.MAC) netip.Addr {
+	if p.Bits() == 32 {
+		return p.Addr()
+	}
+	return netip.AddrFrom4([4]byte{169, 254, 1 + mac[4]%254, 1 + mac[5]%254})
+}
+
+// setNeigh installs the permanent neighbour of the endpoint (neighAddr)
+// → mac on the port.
 func (v *vrf) setNeigh(lp *lport, p netip.Prefix, ep endpoint) error {
 	if ep.mac.IsZero() {
 		return nil
 	}
-	err := v.d.h.NeighSet(&netlink.Neigh{LinkIndex: lp.index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: p.Addr().AsSlice(), HardwareAddr: ep.mac[:]})
+	a := neighAddr(p, ep.mac)
+	err := v.d.h.NeighSet(&netlink.Neigh{LinkIndex: lp.index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: a.AsSlice(), HardwareAddr: ep.mac[:]})
 	if err != nil {
-		return fmt.Errorf("adding the neighbour %s → %s on %s: %w", p.Addr(), ep.mac, lp.name, err)
+		return fmt.Errorf("adding the neighbour %s → %s on %s: %w", a, ep.mac, lp.name, err)
 	}
 	return nil
 }
 
-func (v *vrf) delNeigh(lp *lport, p netip.Prefix) error {
-	err := v.d.h.NeighDel(&netlink.Neigh{LinkIndex: lp.index, Family: netlink.FAMILY_V4, IP: p.Addr().AsSlice()})
+// delNeigh removes the neighbour of the endpoint p, mac on the port,
+// unless another prefix endpoint routed to the port still uses it.
+func (v *vrf) delNeigh(lp *lport, p netip.Prefix, mac route.MAC) error {
+	a := neighAddr(p, mac)
+	if p.Bits() < 32 {
+		for q, ep := range lp.eps {
+			if q != p && q.Bits() < 32 && v.local[q] == lp.name && !ep.mac.IsZero() && neighAddr(q, ep.mac) == a {
+				return nil
+			}
+		}
+	}
+	err := v.d.h.NeighDel(&netlink.Neigh{LinkIndex: lp.index, Family: netlink.FAMILY_V4, IP: a.AsSlice()})
 	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("removing the neighbour %s on %s: %w", p.Addr(), lp.name, err)
+		return fmt.Errorf("removing the neighbour %s on %s: %w", a, lp.name, err)
 	}
 	return nil
 }
@@ -307,7 +361,7 @@ func (v *vrf) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, l
 	if lp == nil {
 		return nil
 	}
-	p := netip.PrefixFrom(ip.Addr().Unmap(), 32)
+	p := endpointPrefix(ip)
 	ep, ok := lp.eps[p]
 	if !ok {
 		return nil
@@ -318,7 +372,7 @@ func (v *vrf) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, l
 		delete(v.local, p)
 		errs = append(errs, v.install(p))
 		if !ep.mac.IsZero() {
-			errs = append(errs, v.delNeigh(lp, p))
+			errs = append(errs, v.delNeigh(lp, p, ep.mac))
 		}
 	}
 	if len(lp.eps) == 0 {
@@ -595,9 +649,10 @@ func (v *vrf) Close() error {
 	clear(v.rules)
 	for p, name := range v.local {
 		lp := v.ports[name]
-		if !lp.eps[p].mac.IsZero() {
-			errs = append(errs, v.delNeigh(lp, p))
+		if mac := lp.eps[p].mac; !mac.IsZero() {
+			errs = append(errs, v.delNeigh(lp, p, mac))
 		}
+		delete(v.local, p) // so that the last user of a shared neighbour removes it
 	}
 	for _, nhs := range v.routes {
 		for _, nh := range nhs {
