@@ -57,6 +57,12 @@ func TestVMArgs(t *testing.T) {
 	if got := v.RestAttachArgs(false); !slices.Equal(got, want) {
 		t.Errorf("RestAttachArgs(detach) = %q, want %q", got, want)
 	}
+	v.Type, v.Gateway = "ipvpn", netip.MustParseAddr("10.10.0.254")
+	want = []string{"--attach", "--port", "netns", "--network-type", "ipvpn", "--vpn-instance-id", "net1",
+		"--ip", "10.10.0.1/24", "--rt", "64512:100", "--netns", "e2e1a2b-vmA", "--gateway-ip", "10.10.0.254"}
+	if got := v.RestAttachArgs(true); !slices.Equal(got, want) {
+		t.Errorf("RestAttachArgs(ipvpn attach) = %q, want %q", got, want)
+	}
 	for ns, want := range map[string]string{
 		"vmA":                 "ns-vmA",
 		"e2e1a2b-vmA":         "ns-e2e1a2b-vmA",

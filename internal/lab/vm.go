@@ -9,7 +9,7 @@ import (
 
 // VM is a fake VM of a lab: a network namespace that bagpipe-rest-attach
 // --port netns creates, linked by a veth to the node namespace it runs in
-// and plugged into an E-VPN instance there.
+// and plugged into an E-VPN (or IP VPN, see Type) instance there.
 type VM struct {
 	// Node is the namespace of the compute node.
 	Node string
@@ -27,6 +27,11 @@ type VM struct {
 	// ConfigFile is the node's bgp.conf, from which bagpipe-rest-attach
 	// reads the API port (--config-file).
 	ConfigFile string
+	// Type is the network type (--network-type): "" means "evpn".
+	Type string
+	// Gateway is the gateway IP (--gateway-ip); unset lets
+	// bagpipe-rest-attach take the second-to-last address of the subnet.
+	Gateway netip.Addr
 }
 
 // HostIf is the node side of the VM's veth: upstream's default name
@@ -46,8 +51,15 @@ func (v VM) RestAttachArgs(attach bool) []string {
 	if attach {
 		op = "--attach"
 	}
-	args := []string{op, "--port", "netns", "--network-type", "evpn",
+	typ := v.Type
+	if typ == "" {
+		typ = "evpn"
+	}
+	args := []string{op, "--port", "netns", "--network-type", typ,
 		"--vpn-instance-id", v.Network, "--ip", v.IP.String(), "--rt", v.RT, "--netns", v.NS}
+	if v.Gateway.IsValid() {
+		args = append(args, "--gateway-ip", v.Gateway.String())
+	}
 	if v.MAC != "" {
 		args = append(args, "--mac", v.MAC)
 	}
