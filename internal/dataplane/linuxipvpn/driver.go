@@ -9,7 +9,10 @@
 //   - each VRF has a routing table (Options.TableBase + instance id) with
 //     an "unreachable" default, a "local <gateway_ip>" route (the kernel
 //     answers the VMs' ARP for the gateway), one "<ip>/32 dev <port>"
-//     route and a permanent neighbour per local endpoint;
+//     route and a permanent neighbour per local endpoint, and for a prefix
+//     endpoint (advertise_subnet) "<prefix> via 169.254.x.y dev <port>
+//     onlink" with a permanent neighbour 169.254.x.y → the endpoint's MAC
+//     (x.y derived from the MAC, see neighAddr);
 //   - "ip rule iif <port> lookup <table>" (pref 1000) makes traffic from a
 //     plugged port use the VRF table, and the "local" table rule is moved
 //     from pref 0 to 32765 so that VMs cannot reach the host's addresses;
