@@ -405,9 +405,9 @@ func (l *demoLab) runChecks(ctx context.Context) bool {
 func (l *demoLab) printNext() {
 	a, v1, v2 := l.nodes[0], l.vms[0], l.vms[1]
 	cli := "ip netns exec " + l.ctlNS + " bagpipe"
-	l.say("\nWhat to look at next (as root, with the demo's programs first in PATH):")
-	l.say("  export PATH=%s:$PATH", l.bin)
-	l.say("  controller: %s (in namespace %s, listening on all its addresses; the CLI there needs no --controller)", ctlURL(), l.ctlNS)
+	l.say("\nWhat to look at next (as root, with the demo's programs first in PATH and the controller's URL set):")
+	l.say("  export PATH=%s:$PATH BAGPIPE_CONTROLLER=%s", l.bin, ctlURL())
+	l.say("  controller: %s in namespace %s, reachable from the node namespaces (bagpipe --controller URL)", ctlURL(), l.ctlNS)
 	l.say("  %s network list", cli)
 	l.say("  %s port list", cli)
 	l.say("  %s port show %s", cli, v1.name)
@@ -422,8 +422,11 @@ func (l *demoLab) printNext() {
 	if l.rr == "gobgpd" {
 		l.say("  ip netns exec %srr gobgp global rib -a evpn      # the route reflector's view", prefix)
 	}
-	l.say("  move a VM: ip netns exec %s bagpipe --controller %s port delete %s --netns %s, then port create ... --host NODE --netns %s in NODE",
-		v1.node.ns, ctlURL(), v1.name, v1.ns, v1.ns)
+	n := l.nodes[len(l.nodes)-1]
+	l.say("  ip netns exec %s bagpipe port create --network net1 --name vm5 --host %s --netns %svm5   # a new VM",
+		n.ns, n.ns, prefix)
+	l.say("  ip netns exec %svm5 ping %s", prefix, v2.ip)
+	l.say("  ip netns exec %s bagpipe port delete vm5 --netns %svm5", n.ns, prefix)
 	l.say("  logs and configurations: %s (cli.log: every CLI command the demo ran)", l.dir)
 }
 
