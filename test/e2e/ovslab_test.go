@@ -168,9 +168,11 @@ func (o *ovsInstance) ofctl(args ...string) (string, error) {
 	return o.run("ovs-ofctl", append([]string{"-O", "OpenFlow15"}, args...)...)
 }
 
-// datapathFlows returns the instance's datapath flows (dpctl/dump-flows).
+// datapathFlows returns the flows of the instance's userspace datapath
+// (dpctl/dump-flows; naming it spares the log a warning about the
+// missing kernel datapaths).
 func (o *ovsInstance) datapathFlows() (string, error) {
-	return o.run("ovs-appctl", "-t", filepath.Join(o.dir, "ovs-vswitchd.ctl"), "dpctl/dump-flows")
+	return o.run("ovs-appctl", "-t", filepath.Join(o.dir, "ovs-vswitchd.ctl"), "dpctl/dump-flows", "netdev@ovs-netdev")
 }
 
 // groupRe finds the select group of a prefix flow's actions.
