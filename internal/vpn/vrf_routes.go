@@ -108,11 +108,16 @@ type hop struct {
 	lb    uint32
 }
 
-// usableEncap returns the first of the route's encapsulations (or
-// "default" when it has none) that the driver supports (reference §5.2).
+// usableEncap returns the encapsulation to program for a route: the
+// first of the driver's encapsulations, in the driver's order of
+// preference, that the route advertises (or "default" when it advertises
+// none), reference §5.2. The driver's order decides, not the route's: an
+// OVS node with vxlan_encap prefers VXLAN whenever the remote offers it,
+// as upstream does (§3.1).
 func (v *vrf) usableEncap(r *route.Route) (route.Encap, bool) {
-	for _, e := range r.Attrs.EncapsOrDefault() {
-		if slices.Contains(v.encaps, e) {
+	adv := r.Attrs.EncapsOrDefault()
+	for _, e := range v.encaps {
+		if slices.Contains(adv, e) {
 			return e, true
 		}
 	}

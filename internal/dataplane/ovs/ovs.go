@@ -320,7 +320,10 @@ func (d *Driver) Encaps() []route.Encap {
 		e[0] = route.EncapMPLS
 	}
 	if d.opts.VXLANEncap {
-		e = append(e, route.EncapVXLAN)
+		// First: the VPN layer programs the first encapsulation in this
+		// order that a route offers, and upstream prefers VXLAN when
+		// vxlan_encap is set and the remote advertises it.
+		e = append([]route.Encap{route.EncapVXLAN}, e...)
 	}
 	return e
 }
