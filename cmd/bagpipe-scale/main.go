@@ -4,7 +4,7 @@
 // reflector), and reports how fast routes reach its RIB and the kernel,
 // attach latencies, convergence between two nodes and idle footprint.
 //
-//	bagpipe-scale ingest      [flags]   N type-2 routes in, then out
+//	bagpipe-scale ingest      [flags]   N type-2 (or --family vpnv4) routes in, then out
 //	bagpipe-scale attach      [flags]   K attach/detach calls
 //	bagpipe-scale convergence [flags]   attach on A → fdb entry on B
 //	bagpipe-scale idle        [flags]   start-up time and idle RSS
@@ -66,9 +66,10 @@ func run(args []string) int {
 	dir := fs.String("dir", "", "directory for the generated bgp.conf and daemon logs (default: a temporary one, removed unless the run fails)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "bound of each wait")
 	verbose := fs.Bool("v", false, "log progress")
-	routes := fs.Int("routes", 10000, "ingest: number of type-2 routes")
-	instances := fs.Int("instances", 10, "ingest: number of E-VPN instances")
+	routes := fs.Int("routes", 10000, "ingest: number of routes")
+	instances := fs.Int("instances", 10, "ingest: number of VPN instances (E-VPNs or VRFs)")
 	pack := fs.Bool("pack", false, "ingest: several NLRI per UPDATE (default: one, like a route reflector)")
+	family := fs.String("family", scale.FamilyEVPN, "ingest: route family, evpn (type-2 routes into E-VPNs) or vpnv4 (VPNv4 routes into IP VPN VRFs)")
 	rate := fs.Int("rate", 0, "ingest: cap on UPDATEs sent per second (default: full speed)")
 	ports := fs.Int("ports", 1000, "attach: number of attachments")
 	samples := fs.Int("samples", 100, "convergence: number of samples")
@@ -114,7 +115,7 @@ func run(args []string) int {
 	var res *scale.Result
 	switch sub {
 	case "ingest":
-		res = scale.Ingest(ctx, o, scale.IngestParams{Routes: *routes, Instances: *instances, Pack: *pack, Rate: *rate})
+		res = scale.Ingest(ctx, o, scale.IngestParams{Routes: *routes, Instances: *instances, Pack: *pack, Rate: *rate, Family: *family})
 	case "attach":
 		res = scale.Attach(ctx, o, *ports)
 	case "convergence":

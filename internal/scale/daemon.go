@@ -32,6 +32,10 @@ type DaemonSpec struct {
 	// Driver is the E-VPN dataplane driver written in bgp.conf ("dummy" or
 	// "linux").
 	Driver string
+	// IPVPNDriver is the IP VPN dataplane driver ("dummy" when empty, or
+	// "linux", then given vxlan_dst_port IPVPNVXLANPort so that it does
+	// not clash with the E-VPN linux driver's VXLAN devices).
+	IPVPNDriver string
 	// ExtraConf is appended verbatim to the generated bgp.conf.
 	ExtraConf string
 	// Dir holds the generated files and the daemon logs.
@@ -75,8 +79,18 @@ port = %d
 dataplane_driver = %s
 
 [DATAPLANE_DRIVER_IPVPN]
-dataplane_driver = dummy
-%s`, ns.Local, ns.Peer, AS, bgpPort, ns.Local, APIPort, s.Driver, s.ExtraConf)
+%s
+%s`, ns.Local, ns.Peer, AS, bgpPort, ns.Local, APIPort, s.Driver, s.ipvpnConf(), s.ExtraConf)
+}
+
+// IPVPNVXLANPort is the VXLAN UDP port given to the linux IP VPN driver.
+const IPVPNVXLANPort = 4790
+
+func (s DaemonSpec) ipvpnConf() string {
+	if s.IPVPNDriver == "" || s.IPVPNDriver == "dummy" {
+		return "dataplane_driver = dummy"
+	}
+	return fmt.Sprintf("dataplane_driver = %s\nvxlan_dst_port = %d", s.IPVPNDriver, IPVPNVXLANPort)
 }
 
 // StartDaemon writes the bgp.conf (peer: ns.Peer port bgpPort) and starts
@@ -232,12 +246,20 @@ type AttachBody struct {
 	ImportRT      []string       `json:"import_rt"`
 	ExportRT      []string       `json:"export_rt"`
 	VNI           uint32         `json:"vni,omitempty"`
+	GatewayIP     string         `json:"gateway_ip,omitempty"`
 }
 
 // EVPNAttach builds an E-VPN attach body.
 func EVPNAttach(instance, mac, ip, port, rt string, vni uint32) AttachBody {
 	return AttachBody{VPNType: "evpn", VPNInstanceID: instance, MACAddress: mac, IPAddress: ip,
 		LocalPort: map[string]any{"linuxif": port}, ImportRT: []string{rt}, ExportRT: []string{rt}, VNI: vni}
+}
+
+// IPVPNAttach builds an IP VPN attach body (ip is the VM's address, gw
+// its gateway).
+func IPVPNAttach(instance, mac, ip, gw, port, rt string) AttachBody {
+	return AttachBody{VPNType: "ipvpn", VPNInstanceID: instance, MACAddress: mac, IPAddress: ip, GatewayIP: gw,
+		LocalPort: map[string]any{"linuxif": port}, ImportRT: []string{rt}, ExportRT: []string{rt}}
 }
 
 // Attach posts /attach_localport.

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"time"
+
+	"github.com/bagpipe-go/bagpipe/internal/route"
 )
 
 // IngestParams configures the ingest scenario.
@@ -19,20 +21,41 @@ type IngestParams struct {
 	// Rate caps the UPDATEs sent per second (0: full speed), for daemons
 	// that reset the session under bursts.
 	Rate int
+	// Family is "evpn" (default: type-2 routes into E-VPN instances) or
+	// "vpnv4" (VPNv4 routes into IP VPN instances, the VRFs).
+	Family string
 }
 
+// Ingest families.
+const (
+	FamilyEVPN  = "evpn"
+	FamilyVPNv4 = "vpnv4"
+)
+
 // Ingest runs the ingest scenario: M instances are created through the
-// REST API, N type-2 routes are sent at full speed and then withdrawn, and
-// the time until the daemon's RIB (looking glass) and kernel (fdb) have
-// them all, its CPU time and memory are measured.
+// REST API, N type-2 routes (or VPNv4 routes with Family vpnv4) are sent
+// at full speed and then withdrawn, and the time until the daemon's RIB
+// (looking glass) and kernel (fdb entries, or routes in the VRF tables)
+// have them all, its CPU time and memory are measured.
 func Ingest(ctx context.Context, o Options, p IngestParams) (res *Result) {
 	o.defaults()
+	if p.Family == "" {
+		p.Family = FamilyEVPN
+	}
+	vpnv4 := p.Family == FamilyVPNv4
+	if vpnv4 {
+		o.Spec.IPVPNDriver = o.Spec.Driver
+	}
 	res = newResult("ingest", o)
-	ir := &IngestResult{Routes: p.Routes, Instances: p.Instances, Pack: p.Pack, Rate: p.Rate, Kernel: o.Spec.Driver == "linux"}
+	ir := &IngestResult{Family: p.Family, Routes: p.Routes, Instances: p.Instances, Pack: p.Pack, Rate: p.Rate, Kernel: o.Spec.Driver == "linux"}
 	res.Ingest = ir
 	defer res.finish()
 	if p.Routes <= 0 || p.Instances <= 0 {
 		res.fail(fmt.Errorf("ingest needs routes > 0 and instances > 0 (got %d and %d)", p.Routes, p.Instances))
+		return res
+	}
+	if p.Family != FamilyEVPN && !vpnv4 {
+		res.fail(fmt.Errorf("ingest family %q: expected %s or %s", p.Family, FamilyEVPN, FamilyVPNv4))
 		return res
 	}
 	rig, err := NewRig(ctx, o, 1)
@@ -52,23 +75,38 @@ func Ingest(ctx context.Context, o Options, p IngestParams) (res *Result) {
 			return res
 		}
 	}
-	o.Log.Info("creating E-VPN instances", "count", len(insts))
+	o.Log.Info("creating VPN instances", "family", p.Family, "count", len(insts))
 	for i, in := range insts {
-		if err := d.Attach(ctx, EVPNAttach(in.ID, localMAC(0xaa, i), localIP(16, i), ports[i], in.RT.String(), in.VNI)); err != nil {
+		body := EVPNAttach(in.ID, localMAC(0xaa, i), localIP(16, i), ports[i], in.RT.String(), in.VNI)
+		if vpnv4 {
+			// One /24 per VRF: VM .1, gateway .254.
+			body = IPVPNAttach(in.ID, localMAC(0xab, i), fmt.Sprintf("172.21.%d.1", i%250), fmt.Sprintf("172.21.%d.254", i%250), ports[i], in.RT.String())
+		}
+		if err := d.Attach(ctx, body); err != nil {
 			res.fail(fmt.Errorf("creating instance %s: %w", in.ID, err))
 			return res
 		}
 	}
-	var fw *FDBWatch
+	var fw kernelWatch
 	if ir.Kernel {
-		if fw, err = WatchFDB(ns); err != nil {
+		if vpnv4 {
+			fw, err = WatchVRFRoutes(ns)
+		} else {
+			fw, err = WatchFDB(ns)
+		}
+		if err != nil {
 			res.fail(err)
 			return res
 		}
 		defer fw.Close()
 	}
 
-	routes := Type2Routes(p.Routes, insts, ns.RemoteVTEP)
+	var routes []*route.Route
+	if vpnv4 {
+		routes = VPNv4Routes(p.Routes, insts, ns.RemoteVTEP)
+	} else {
+		routes = Type2Routes(p.Routes, insts, ns.RemoteVTEP)
+	}
 	adv, err := EncodeAdvertise(routes, p.Pack)
 	if err != nil {
 		res.fail(err)
@@ -141,8 +179,8 @@ func Ingest(ctx context.Context, o Options, p IngestParams) (res *Result) {
 }
 
 // ingestPhase sends msgs and waits until the RIB count and (with fw) the
-// fdb count satisfy their conditions, then measures CPU and memory.
-func ingestPhase(ctx context.Context, o Options, d *Daemon, fw *FDBWatch, peer *RRPeer, msgs [][]byte, n, rate int,
+// kernel count (fdb entries or VRF routes) satisfy their conditions, then measures CPU and memory.
+func ingestPhase(ctx context.Context, o Options, d *Daemon, fw kernelWatch, peer *RRPeer, msgs [][]byte, n, rate int,
 	ribDone, kernelDone func(int) bool, ok func() error) (ph Phase, err error) {
 	before, err := d.Stats()
 	if err != nil {

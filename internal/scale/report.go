@@ -47,7 +47,7 @@ func pick(rs []*Result, scenario string, keep func(*Result) bool) *Result {
 func largestIngest(rs []*Result) *Result {
 	var best *Result
 	for _, r := range rs {
-		if r.Scenario == "ingest" && r.Ingest != nil && r.Error == "" && (best == nil || r.Ingest.Routes > best.Ingest.Routes) {
+		if r.Scenario == "ingest" && r.Ingest != nil && ingestFamily(r.Ingest) == FamilyEVPN && r.Error == "" && (best == nil || r.Ingest.Routes > best.Ingest.Routes) {
 			best = r
 		}
 	}
@@ -55,7 +55,9 @@ func largestIngest(rs []*Result) *Result {
 }
 
 func targetIngest1M(rs []*Result) (string, string) {
-	r := pick(rs, "ingest", func(r *Result) bool { return r.Ingest != nil && r.Ingest.Routes >= 1_000_000 })
+	r := pick(rs, "ingest", func(r *Result) bool {
+		return r.Ingest != nil && ingestFamily(r.Ingest) == FamilyEVPN && r.Ingest.Routes >= 1_000_000
+	})
 	if r == nil {
 		return "—", "not run"
 	}
@@ -186,7 +188,8 @@ func Markdown(w io.Writer, rs []*Result, notes ...string) {
 	}
 	fmt.Fprintf(w, "Each daemon runs in its own network namespace; bagpipe-scale is its BGP peer (route reflector) "+
 		"over a veth pair and drives it through the upstream REST API. RIB = the looking glass's "+
-		"`received_routes_count`; kernel = unicast fdb entries on the namespace's VXLAN devices (netlink). "+
+		"`received_routes_count`; kernel = unicast fdb entries on the namespace's VXLAN devices (E-VPN) or "+
+		"IPv4 routes in its VRF routing tables ≥ 1000 (IP VPN, `ingest --family vpnv4`), from netlink notifications. "+
 		"CPU = the daemon's user+system seconds (children included); RSS from /proc/PID/status. "+
 		"Load = the machine's 1-minute load average when the run started: bagpipe-scale shares the machine "+
 		"with the daemon, and other work (tests of other packages) slows kernel programming in particular.\n\n")
@@ -223,14 +226,14 @@ func Markdown(w io.Writer, rs []*Result, notes ...string) {
 	}
 	if s := section("ingest"); len(s) > 0 {
 		slices.SortStableFunc(s, func(a, b *Result) int { return a.Ingest.Routes - b.Ingest.Routes })
-		fmt.Fprintf(w, "\n## Ingest: received E-VPN type-2 routes\n\n")
-		fmt.Fprintf(w, "| daemon / driver | routes | E-VPNs | UPDATEs | to RIB s | RIB routes/s | to kernel s | kernel routes/s | CPU s | idle RSS | RSS after | bytes/route | peak RSS | withdraw: RIB s | kernel s | CPU s | load |\n")
-		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(w, "\n## Ingest: received E-VPN type-2 routes (evpn) and VPNv4 routes (vpnv4)\n\n")
+		fmt.Fprintf(w, "| daemon / driver | family | routes | VPNs | UPDATEs | to RIB s | RIB routes/s | to kernel s | kernel routes/s | CPU s | idle RSS | RSS after | bytes/route | peak RSS | withdraw: RIB s | kernel s | CPU s | load |\n")
+		fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range s {
 			i := r.Ingest
 			a, wd := i.Advertise, i.Withdraw
-			fmt.Fprintf(w, "| %s | %s | %d | %d%s | %s | %s | %s | %s | %.2f | %s | %s | %.0f | %s | %s | %s | %.2f | %s |\n",
-				column(r), count(i.Routes), i.Instances, i.Messages, ingestNotes(i),
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %d%s | %s | %s | %s | %s | %.2f | %s | %s | %.0f | %s | %s | %s | %.2f | %s |\n",
+				column(r), ingestFamily(i), count(i.Routes), i.Instances, i.Messages, ingestNotes(i),
 				secs(a.RIBSeconds), rate(a.RIBRate), secs(a.KernelSeconds), rate(a.KernelRate), a.CPUSeconds,
 				mb(i.IdleRSSBytes), mb(a.RSSBytes), i.BytesPerRoute, mb(a.PeakRSSBytes),
 				secs(wd.RIBSeconds), secs(wd.KernelSeconds), wd.CPUSeconds, load(r))
@@ -310,7 +313,7 @@ func (r *Result) Table(w io.Writer) {
 	switch {
 	case r.Ingest != nil:
 		i := r.Ingest
-		fmt.Fprintf(tw, "routes\t%d over %d E-VPNs, %d UPDATEs, %d bytes\n", i.Routes, i.Instances, i.Messages, i.Bytes)
+		fmt.Fprintf(tw, "routes\t%d %s over %d VPNs, %d UPDATEs, %d bytes\n", i.Routes, ingestFamily(i), i.Instances, i.Messages, i.Bytes)
 		for _, p := range []struct {
 			n  string
 			ph Phase
@@ -374,4 +377,13 @@ func ingestNotes(i *IngestResult) string {
 		return ""
 	}
 	return " (" + strings.Join(n, ", ") + ")"
+}
+
+// ingestFamily is the family of an ingest result (evpn before the field
+// existed).
+func ingestFamily(i *IngestResult) string {
+	if i.Family == "" {
+		return FamilyEVPN
+	}
+	return i.Family
 }

@@ -71,6 +71,10 @@ func TestMarkdownTargets(t *testing.T) {
 	rs := []*Result{
 		ours(&Result{Scenario: "ingest", Ingest: &IngestResult{Routes: 1_000_000, Instances: 10, Kernel: true, BytesPerRoute: 250,
 			Advertise: Phase{RIBSeconds: 4, KernelSeconds: 31}}}),
+		// A larger VPNv4 run, fast: it must count neither for the type-2
+		// target nor for bytes/route.
+		ours(&Result{Scenario: "ingest", Ingest: &IngestResult{Family: FamilyVPNv4, Routes: 2_000_000, Instances: 10, Kernel: true, BytesPerRoute: 9999,
+			Advertise: Phase{RIBSeconds: 1, KernelSeconds: 1}}}),
 		ours(&Result{Scenario: "idle", Idle: &IdleResult{RSSBytes: 12 << 20}}),
 		ours(&Result{Scenario: "convergence", Convergence: &ConvergenceResult{Measure: "fdb", AToB: Latency{Count: 100, P50Ms: 1.5}}}),
 		ours(&Result{Scenario: "attach", Attach: &AttachResult{Ports: 1000,
@@ -87,6 +91,7 @@ func TestMarkdownTargets(t *testing.T) {
 		"| attach → remote fdb p50 ≤ 5 ms | 1.50 ms (100 samples): **met** |",
 		"| 1,000 attachments ≤ 1 s (one E-VPN) | 0.50 s per 1,000: **met** |",
 		"| 1,000 attachments ≤ 1 s (one E-VPN each) | 2.00 s per 1,000: **missed** |",
+		"| ours / linux | evpn | 1M | 10 |", "| ours / linux | vpnv4 | 2M | 10 |",
 		"## Ingest", "## Attach", "## Convergence", "## Idle",
 	} {
 		if !strings.Contains(md, want) {

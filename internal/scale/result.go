@@ -103,15 +103,19 @@ type Phase struct {
 
 // IngestResult is the outcome of the ingest scenario.
 type IngestResult struct {
-	Routes    int  `json:"routes"`
-	Instances int  `json:"instances"`
-	Pack      bool `json:"pack"`
+	// Family is "evpn" (type-2 routes, kernel = fdb entries) or "vpnv4"
+	// (kernel = routes in VRF tables); empty in older results means evpn.
+	Family    string `json:"family,omitempty"`
+	Routes    int    `json:"routes"`
+	Instances int    `json:"instances"`
+	Pack      bool   `json:"pack"`
 	// Rate is the UPDATEs/s cap (0: full speed).
 	Rate int `json:"rate,omitempty"`
 	// Messages and Bytes are the UPDATEs sent for the advertisement.
 	Messages int   `json:"messages"`
 	Bytes    int64 `json:"bytes"`
-	// Kernel says whether the fdb was counted (linux driver).
+	// Kernel says whether the fdb (evpn) or the VRF routing tables
+	// (vpnv4) were counted (linux driver).
 	Kernel bool `json:"kernel"`
 	// KernelMethod is "notifications" or "dumps" (after a lost notification).
 	KernelMethod string `json:"kernel_method,omitempty"`

@@ -109,3 +109,26 @@ func encode(routes []*route.Route, pack bool, one func([]*route.Route) ([]byte, 
 	}
 	return out, nil
 }
+
+// VPNv4Routes builds n VPNv4 routes (RFC 4364 §4.3.4) spread round-robin
+// over insts, as a remote PE would advertise them: distinct /32 prefixes
+// RouteIP(j), RD <pe>:<instance index+1>, label = the instance's VNI (the
+// VXLAN network identifier, RFC 8365 §5.1.3 applied to IP VPN as upstream
+// does), next hop pe, the instance's RT and the VXLAN encapsulation
+// community (RFC 5512 §4.5) so that a VXLAN dataplane imports them.
+func VPNv4Routes(n int, insts []Instance, pe netip.Addr) []*route.Route {
+	attrs := make([]*route.Attrs, len(insts))
+	rds := make([]route.RD, len(insts))
+	for i, in := range insts {
+		attrs[i] = &route.Attrs{NextHop: pe, HasLocalPref: true, LocalPref: 100,
+			RTs: []route.RT{in.RT}, Encaps: []route.Encap{route.EncapVXLAN}}
+		rds[i] = route.NewRDIPv4(pe, uint16(i+1))
+	}
+	out := make([]*route.Route, n)
+	for j := range out {
+		i := j % len(insts)
+		out[j] = &route.Route{Family: route.FamilyVPNv4, Label: insts[i].VNI,
+			Key: route.VPNv4Key(rds[i], netip.PrefixFrom(RouteIP(j), 32)), Attrs: attrs[i]}
+	}
+	return out
+}

@@ -85,7 +85,21 @@ func TestScenariosSmoke(t *testing.T) {
 				}
 			}
 
-			r := roundTrip(t, Attach(ctx, o, 20))
+			// VPNv4 into VRFs: with the linux driver the kernel count is
+			// the routes of the VRF tables.
+			r := roundTrip(t, Ingest(ctx, o, IngestParams{Routes: 200, Instances: 4, Family: FamilyVPNv4}))
+			if i := r.Ingest; i == nil || i.Family != FamilyVPNv4 || i.Routes != 200 || i.Kernel != kernel || i.Messages != 200 {
+				t.Fatalf("ingest vpnv4: result %+v", i)
+			} else {
+				if i.Advertise.RIBCount != 200 || i.Withdraw.RIBCount != 0 {
+					t.Errorf("ingest vpnv4: RIB counts %d after advertise, %d after withdraw; want 200, 0", i.Advertise.RIBCount, i.Withdraw.RIBCount)
+				}
+				if kernel && (i.Advertise.KernelCount != 200 || i.Withdraw.KernelCount != 0 || i.Advertise.KernelSeconds <= 0) {
+					t.Errorf("ingest vpnv4: kernel %d routes in %f s, %d after withdraw; want 200, >0, 0", i.Advertise.KernelCount, i.Advertise.KernelSeconds, i.Withdraw.KernelCount)
+				}
+			}
+
+			r = roundTrip(t, Attach(ctx, o, 20))
 			for _, run := range []AttachRun{r.Attach.OneInstance, r.Attach.ManyInstances} {
 				if run.DetachErrors != 0 {
 					t.Errorf("attach: %d detach errors, first: %s", run.DetachErrors, run.FirstDetachError)

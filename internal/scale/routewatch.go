@@ -1,0 +1,191 @@
+package scale
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// kernelWatch counts the kernel state an ingest run waits for: fdb entries
+// (E-VPN, FDBWatch) or VRF routes (IP VPN, RouteWatch).
+type kernelWatch interface {
+	Dump() (int, error)
+	Count() (int, bool)
+	Wait(cond func(int) bool, timeout time.Duration, alive func() error) (time.Time, error)
+	Lost() (bool, error)
+	Close()
+}
+
+// MinVRFTable is the lowest routing table counted by RouteWatch: the linux
+// IP VPN driver uses table 1000 + instance id by default (table_base).
+const MinVRFTable = 1000
+
+// routeKey identifies a route of a VRF table.
+type routeKey struct {
+	table int
+	dst   netip.Prefix
+	typ   int
+}
+
+// RouteWatch counts the IPv4 routes in tables ≥ MinVRFTable of a namespace,
+// from netlink route notifications (RTM_NEWROUTE/RTM_DELROUTE, AF_INET)
+// received into a large socket buffer; after a lost notification (ENOBUFS)
+// it falls back to dumps, like FDBWatch.
+type RouteWatch struct {
+	ns   *Namespace
+	done chan struct{}
+
+	mu      sync.Mutex
+	last    time.Time
+	entries map[routeKey]struct{}
+	lost    bool
+	lastErr error
+}
+
+// WatchVRFRoutes starts watching the namespace's VRF routes. Close stops it.
+func WatchVRFRoutes(ns *Namespace) (*RouteWatch, error) {
+	w := &RouteWatch{ns: ns, done: make(chan struct{}), entries: map[routeKey]struct{}{}}
+	ch := make(chan netlink.RouteUpdate, 1<<16)
+	nsh := ns.NsHandle
+	err := netlink.RouteSubscribeWithOptions(ch, w.done, netlink.RouteSubscribeOptions{
+		Namespace: &nsh, ReceiveBufferSize: 512 << 20, ReceiveBufferForceSize: true,
+		ErrorCallback: func(err error) {
+			w.mu.Lock()
+			w.lost, w.lastErr = true, err
+			w.mu.Unlock()
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to route notifications in %s: %w", ns.Name, err)
+	}
+	if _, err := w.Dump(); err != nil {
+		close(w.done)
+		return nil, err
+	}
+	go w.loop(ch)
+	return w, nil
+}
+
+// vrfKey returns the key of r and whether it is an IPv4 route of a VRF table.
+func vrfKey(r *netlink.Route) (routeKey, bool) {
+	if r.Table < MinVRFTable || r.Family != unix.AF_INET {
+		return routeKey{}, false
+	}
+	k := routeKey{table: r.Table, typ: r.Type, dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
+	if r.Dst != nil {
+		a, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok {
+			return routeKey{}, false
+		}
+		bits, _ := r.Dst.Mask.Size()
+		k.dst = netip.PrefixFrom(a.Unmap(), bits)
+	}
+	return k, true
+}
+
+func (w *RouteWatch) loop(ch chan netlink.RouteUpdate) {
+	for u := range ch {
+		k, ok := vrfKey(&u.Route)
+		if !ok {
+			continue
+		}
+		now := time.Now()
+		w.mu.Lock()
+		if u.Type == unix.RTM_NEWROUTE {
+			w.entries[k] = struct{}{}
+		} else if u.Type == unix.RTM_DELROUTE {
+			delete(w.entries, k)
+		}
+		w.last = now
+		w.mu.Unlock()
+	}
+}
+
+// Dump counts the routes with a full table dump and resets the
+// notification-based count to it.
+func (w *RouteWatch) Dump() (int, error) {
+	var list []netlink.Route
+	var err error
+	for range 5 {
+		list, err = w.ns.Handle.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return 0, fmt.Errorf("dumping the routes of %s: %w", w.ns.Name, err)
+	}
+	entries := make(map[routeKey]struct{}, len(list))
+	for i := range list {
+		if k, ok := vrfKey(&list[i]); ok {
+			entries[k] = struct{}{}
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(entries) != len(w.entries) {
+		w.last = time.Now()
+	}
+	w.entries = entries
+	return len(entries), nil
+}
+
+// Count returns the current count and whether notifications were lost.
+func (w *RouteWatch) Count() (int, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.entries), w.lost
+}
+
+// Wait waits until cond(count) holds and returns when it first held (the
+// time of the deciding notification, or the end of the deciding dump after
+// a loss), or an error after timeout. alive is checked on the way.
+func (w *RouteWatch) Wait(cond func(int) bool, timeout time.Duration, alive func() error) (time.Time, error) {
+	start := time.Now()
+	end := start.Add(timeout)
+	for {
+		n, lost := w.Count()
+		if lost {
+			if _, err := w.Dump(); err != nil {
+				return time.Time{}, err
+			}
+			n, _ = w.Count()
+		}
+		if cond(n) {
+			w.mu.Lock()
+			last := w.last
+			w.mu.Unlock()
+			if last.Before(start) {
+				last = start
+			}
+			return last, nil
+		}
+		if err := alive(); err != nil {
+			return time.Time{}, err
+		}
+		if time.Now().After(end) {
+			return time.Time{}, fmt.Errorf("routes of %s: %d IPv4 routes in tables ≥ %d after %s, not the expected count", w.ns.Name, n, MinVRFTable, timeout)
+		}
+		if lost {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Lost reports whether notifications were lost (the counts then come from
+// dumps).
+func (w *RouteWatch) Lost() (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lost, w.lastErr
+}
+
+// Close stops the watch.
+func (w *RouteWatch) Close() { close(w.done) }
