@@ -153,7 +153,24 @@ func (in *instance) warnIgnored(reason string, r *route.Route) {
 // run is the instance loop.
 func (in *instance) run() {
 	defer close(in.done)
+	// Dataplane changes of consecutive route-event batches are coalesced
+	// into one Apply: a reflector sends one route per UPDATE, so without
+	// this a burst of routes became as many one-change netlink rounds.
+	// They are flushed before any request (attach, detach, looking glass)
+	// and before the loop waits again, so the order of effects is kept.
 	var changes []dataplane.EVIChange
+	var vrfChanges []dataplane.VRFChange
+	pending := false
+	flush := func() {
+		if !pending {
+			return
+		}
+		in.apply(changes)
+		in.applyVRF(vrfChanges)
+		changes, vrfChanges = changes[:0], vrfChanges[:0]
+		in.publishCounts()
+		pending = false
+	}
 	for range in.q.signal {
 		for _, msg := range in.q.take() {
 			if in.stopped.Load() {
@@ -163,25 +180,36 @@ func (in *instance) run() {
 				continue
 			}
 			if msg.retry {
+				flush()
 				in.retryArmed = false
 				in.retryFailed()
 				continue
 			}
 			if msg.req != nil {
+				flush()
 				err := msg.req.fn()
 				in.publishInfo() // before replying: the caller may read it
 				msg.req.reply <- err
 				continue
 			}
-			in.retryFailed()
-			if in.v != nil {
-				in.exec(in.v.receive(msg.events))
-			} else {
-				changes = in.e.receive(msg.events, changes[:0])
-				in.apply(changes)
+			if !pending {
+				in.retryFailed()
 			}
-			in.publishCounts()
+			pending = true
+			if in.v != nil {
+				fx := in.v.receive(msg.events)
+				vrfChanges = append(vrfChanges, fx.vrfChanges...)
+				changes = append(changes, fx.changes...)
+				fx.changes, fx.vrfChanges = nil, nil
+				in.exec(fx)
+			} else {
+				changes = in.e.receive(msg.events, changes)
+			}
+			if len(changes)+len(vrfChanges) >= maxCoalesced {
+				flush()
+			}
 		}
+		flush()
 		if in.stopped.Load() {
 			// Drain requests that raced with the stop, then exit.
 			for _, msg := range in.q.take() {
@@ -193,6 +221,10 @@ func (in *instance) run() {
 		}
 	}
 }
+
+// maxCoalesced bounds the changes of one coalesced Apply, so the first
+// routes of a long burst reach the kernel without waiting for the last.
+const maxCoalesced = 4096
 
 func (in *instance) apply(changes []dataplane.EVIChange) {
 	if len(changes) == 0 {
