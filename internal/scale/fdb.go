@@ -154,34 +154,47 @@ func (w *FDBWatch) Count() (int, bool) {
 	return len(w.entries), w.lost
 }
 
-// Wait waits until cond(count) holds and returns when it first held (the
-// time the deciding notification arrived, or the end of the deciding dump
-// after a loss), or an error after timeout. alive is checked on the way.
+// Wait waits until cond(count) holds; see waitCount.
 func (w *FDBWatch) Wait(cond func(int) bool, timeout time.Duration, alive func() error) (time.Time, error) {
+	return waitCount(w.Count, w.Dump, w.lastChange, cond, timeout, alive, func(n int) string {
+		return fmt.Sprintf("fdb of %s: %d unicast entries on VXLAN devices", w.ns.Name, n)
+	})
+}
+
+func (w *FDBWatch) lastChange() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}
+
+// waitCount waits until cond(count) holds and returns when it first held
+// (the time of the deciding notification, or the end of the deciding dump
+// after notifications were lost), or an error after timeout, naming the
+// last count with describe. alive is checked on the way. It serves both
+// kernel watchers (fdb entries and VRF routes).
+func waitCount(count func() (int, bool), dump func() (int, error), last func() time.Time,
+	cond func(int) bool, timeout time.Duration, alive func() error, describe func(n int) string) (time.Time, error) {
 	start := time.Now()
 	end := start.Add(timeout)
 	for {
-		n, lost := w.Count()
+		n, lost := count()
 		if lost {
-			if _, err := w.Dump(); err != nil {
+			if _, err := dump(); err != nil {
 				return time.Time{}, err
 			}
-			n, _ = w.Count()
+			n, _ = count()
 		}
 		if cond(n) {
-			w.mu.Lock()
-			last := w.last
-			w.mu.Unlock()
-			if last.Before(start) {
-				last = start
+			if t := last(); t.After(start) {
+				return t, nil
 			}
-			return last, nil
+			return start, nil
 		}
 		if err := alive(); err != nil {
 			return time.Time{}, err
 		}
 		if time.Now().After(end) {
-			return time.Time{}, fmt.Errorf("fdb of %s: %d unicast entries on VXLAN devices after %s, not the expected count", w.ns.Name, n, timeout)
+			return time.Time{}, fmt.Errorf("%s after %s, not the expected count", describe(n), timeout)
 		}
 		if lost {
 			time.Sleep(200 * time.Millisecond)

@@ -142,41 +142,17 @@ func (w *RouteWatch) Count() (int, bool) {
 	return len(w.entries), w.lost
 }
 
-// Wait waits until cond(count) holds and returns when it first held (the
-// time of the deciding notification, or the end of the deciding dump after
-// a loss), or an error after timeout. alive is checked on the way.
+// Wait waits until cond(count) holds; see waitCount.
 func (w *RouteWatch) Wait(cond func(int) bool, timeout time.Duration, alive func() error) (time.Time, error) {
-	start := time.Now()
-	end := start.Add(timeout)
-	for {
-		n, lost := w.Count()
-		if lost {
-			if _, err := w.Dump(); err != nil {
-				return time.Time{}, err
-			}
-			n, _ = w.Count()
-		}
-		if cond(n) {
-			w.mu.Lock()
-			last := w.last
-			w.mu.Unlock()
-			if last.Before(start) {
-				last = start
-			}
-			return last, nil
-		}
-		if err := alive(); err != nil {
-			return time.Time{}, err
-		}
-		if time.Now().After(end) {
-			return time.Time{}, fmt.Errorf("routes of %s: %d IPv4 routes in tables ≥ %d after %s, not the expected count", w.ns.Name, n, MinVRFTable, timeout)
-		}
-		if lost {
-			time.Sleep(200 * time.Millisecond)
-			continue
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	return waitCount(w.Count, w.Dump, w.lastChange, cond, timeout, alive, func(n int) string {
+		return fmt.Sprintf("routes of %s: %d IPv4 routes in tables ≥ %d", w.ns.Name, n, MinVRFTable)
+	})
+}
+
+func (w *RouteWatch) lastChange() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
 }
 
 // Lost reports whether notifications were lost (the counts then come from
