@@ -50,8 +50,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bagpipe-go/bagpipe/internal/netnsref"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
@@ -206,13 +206,7 @@ func openHandle(ns string) (*netlink.Handle, error) {
 		}
 		return h, setTimeout(h)
 	}
-	var nsh netns.NsHandle
-	var err error
-	if strings.Contains(ns, "/") {
-		nsh, err = netns.GetFromPath(ns)
-	} else {
-		nsh, err = netns.GetFromName(ns)
-	}
+	nsh, err := netnsref.Open(ns)
 	if err != nil {
 		return nil, fmt.Errorf("linux E-VPN driver: opening network namespace %q: %w (create it first, or leave the namespace empty)", ns, err)
 	}

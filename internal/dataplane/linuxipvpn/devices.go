@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bagpipe-go/bagpipe/internal/netnsref"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -18,13 +19,7 @@ import (
 
 // nsHandle opens a namespace given as in Options.NetNS.
 func nsHandle(ns string) (netns.NsHandle, error) {
-	var h netns.NsHandle
-	var err error
-	if strings.Contains(ns, "/") {
-		h, err = netns.GetFromPath(ns)
-	} else {
-		h, err = netns.GetFromName(ns)
-	}
+	h, err := netnsref.Open(ns)
 	if err != nil {
 		return h, fmt.Errorf("linux IP VPN driver: opening network namespace %q: %w (create it first, or leave the namespace empty)", ns, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/bagpipe-go/bagpipe/internal/netnsref"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -25,7 +26,7 @@ type Netlink struct {
 }
 
 // New opens a netlink handle in the namespace ns: "" for the current one,
-// else a name under /var/run/netns.
+// else a name under /var/run/netns or a path (see internal/netnsref).
 func New(ns string, log *slog.Logger) (*Netlink, error) {
 	if log == nil {
 		log = slog.Default()
@@ -36,7 +37,7 @@ func New(ns string, log *slog.Logger) (*Netlink, error) {
 		h, err = netlink.NewHandle()
 	} else {
 		var nsh netns.NsHandle
-		if nsh, err = netns.GetFromName(ns); err != nil {
+		if nsh, err = netnsref.Open(ns); err != nil {
 			return nil, fmt.Errorf("opening network namespace %q for E-VPN ↔ IP VPN veths: %w", ns, err)
 		}
 		defer nsh.Close()
