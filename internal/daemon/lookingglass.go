@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bagpipe-go/bagpipe/internal/api/lg"
@@ -229,7 +230,7 @@ func renderAttrs(r *route.Route) map[string]any {
 		ext = append(ext, "0x"+strconv.FormatUint(o, 16))
 	}
 	if ext != nil {
-		out["extended-community"] = "[ " + joinSpace(ext) + " ]"
+		out["extended-community"] = "[ " + strings.Join(ext, " ") + " ]"
 	}
 	if a.PMSI != nil {
 		out["pmsi-tunnel"] = "pmsi:" + pmsiType(a.PMSI.TunnelType) + ":" + strconv.Itoa(int(a.PMSI.Flags)) + ":" +
@@ -253,17 +254,6 @@ func addrString(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
-}
-
-func joinSpace(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += " "
-		}
-		out += x
-	}
-	return out
 }
 
 func (d *Daemon) vpnsNode() lg.Node {

@@ -3,6 +3,7 @@ package route
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 )
 
 // Encap is a tunnel type of the BGP Encapsulation extended community
@@ -35,29 +36,7 @@ func (e Encap) String() string {
 	case EncapMPLSoUDP:
 		return "MPLS-in-UDP"
 	}
-	return "encap-" + itoa(int(e))
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b [20]byte
-	n := len(b)
-	neg := i < 0
-	if neg {
-		i = -i
-	}
-	for i > 0 {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-	}
-	if neg {
-		n--
-		b[n] = '-'
-	}
-	return string(b[n:])
+	return "encap-" + strconv.Itoa(int(e))
 }
 
 // PMSI tunnel types (RFC 6514 §5).
