@@ -61,6 +61,7 @@ bench: build
 	-$(BENCH_SCALE) ingest $(BENCH_FLAGS) --routes 10000 --instances 10 --json $(BENCH_DIR)/ingest-10k-$(BENCH_DRIVER).json
 	-$(BENCH_SCALE) ingest $(BENCH_FLAGS) --routes 100000 --instances 10 --json $(BENCH_DIR)/ingest-100k-$(BENCH_DRIVER).json
 	-$(BENCH_SCALE) ingest $(BENCH_FLAGS) --routes 1000000 --instances 10 --json $(BENCH_DIR)/ingest-1M-$(BENCH_DRIVER).json
+	-$(BENCH_SCALE) ingest $(BENCH_FLAGS) --family vpnv4 --routes 100000 --instances 10 --json $(BENCH_DIR)/ingest-vpnv4-100k-$(BENCH_DRIVER).json
 	-$(BENCH_SCALE) attach $(BENCH_FLAGS) --ports 1000 --json $(BENCH_DIR)/attach-1000-$(BENCH_DRIVER).json
 	-$(BENCH_SCALE) convergence $(BENCH_FLAGS) --samples 100 --json $(BENCH_DIR)/convergence-100-$(BENCH_DRIVER).json
 	$(BENCH_SCALE) report --out BENCHMARKS.md --note "$(BENCH_NOTE)" $(BENCH_DIR)/*.json
