@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
+	"github.com/bagpipe-go/bagpipe/internal/dataplane/veth"
 	"github.com/bagpipe-go/bagpipe/internal/route"
 )
 
@@ -297,8 +298,8 @@ func (m *Manager) linkEVI(ctx context.Context, vrfIn *instance, req *AttachReque
 	}
 	m.mu.Unlock()
 	vid, eid := vrfIn.base().id, eviIn.base().id
-	l := &eviLink{evi: eviIn, eviExt: eviExt, vrfExt: req.InstanceID,
-		eviIf: fmt.Sprintf("evpn%d-ipvpn%d", eid, vid), vrfIf: fmt.Sprintf("ipvpn%d-evpn%d", vid, eid)}
+	l := &eviLink{evi: eviIn, eviExt: eviExt, vrfExt: req.InstanceID}
+	l.eviIf, l.vrfIf = veth.Names(eid, vid) // upstream's names when they fit in 15 characters
 	if err := m.cfg.Links.CreateVeth(l.eviIf, l.vrfIf); err != nil {
 		return fmt.Errorf("creating the veth pair %s/%s between %s and %s: %w", l.eviIf, l.vrfIf, eviExt, req.InstanceID, err)
 	}

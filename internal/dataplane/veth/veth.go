@@ -1,7 +1,8 @@
 // Package veth creates and deletes the veth pairs that link an E-VPN
 // instance to an IP VPN instance (ipvpn attach with local_port.evpn,
-// reference §5.5): evpn<evi id>-ipvpn<vrf id> / ipvpn<vrf id>-evpn<evi id>,
-// MTU 65535, both ends up. Netlink implements it with rtnetlink; Recorder
+// reference §5.5): evpn<evi id>-ipvpn<vrf id> / ipvpn<vrf id>-evpn<evi id>
+// when these fit in 15 characters, else short hashed names (Names), MTU
+// 65535, both ends up. Netlink implements it with rtnetlink; Recorder
 // only records (dummy dataplanes, tests).
 package veth
 

@@ -75,6 +75,64 @@ func TestNetlinkVethInNamespace(t *testing.T) {
 	}
 }
 
+// TestNetlinkVethLongIDs creates and deletes, in a namespace of its own,
+// the pairs Names gives for ids whose upstream names are too long for
+// the kernel, next to a pair that keeps its upstream name.
+func TestNetlinkVethLongIDs(t *testing.T) {
+	ns := newNS(t)
+	n, err := New(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ids := [][2]uint32{{3, 4}, {100, 101}, {101, 100}, {4294967295, 4294967294}}
+	for _, id := range ids {
+		a, b := Names(id[0], id[1])
+		if err := n.CreateVeth(a, b); err != nil {
+			t.Fatalf("ids %v: %v", id, err)
+		}
+	}
+	links, err := n.h.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	veths := map[string]int{} // name → peer index
+	for _, l := range links {
+		if l.Type() == "veth" {
+			veths[l.Attrs().Name] = l.Attrs().ParentIndex
+		}
+	}
+	if len(veths) != 2*len(ids) {
+		t.Fatalf("namespace has veths %v, want the %d pairs of %v", veths, len(ids), ids)
+	}
+	for _, id := range ids {
+		a, b := Names(id[0], id[1])
+		la, err := n.h.LinkByName(a)
+		if err != nil {
+			t.Fatalf("ids %v: %s: %v", id, a, err)
+		}
+		lb, err := n.h.LinkByName(b)
+		if err != nil {
+			t.Fatalf("ids %v: %s: %v", id, b, err)
+		}
+		if la.Attrs().MTU != MTU || lb.Attrs().MTU != MTU {
+			t.Errorf("ids %v: MTU %d/%d, want %d", id, la.Attrs().MTU, lb.Attrs().MTU, MTU)
+		}
+		if veths[a] != lb.Attrs().Index {
+			t.Errorf("ids %v: %s's peer has index %d, want %s's %d", id, a, veths[a], b, lb.Attrs().Index)
+		}
+	}
+	for _, id := range ids {
+		a, b := Names(id[0], id[1])
+		if err := n.DeleteVeth(a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.h.LinkByName(b); err == nil {
+			t.Errorf("ids %v: %s still exists after deleting %s", id, b, a)
+		}
+	}
+}
+
 func TestRecorder(t *testing.T) {
 	r := NewRecorder()
 	_ = r.CreateVeth("a", "b")
