@@ -204,6 +204,61 @@ func (m *Manager) create(req AttachRequest) (*instance, error) {
 	if req.Type == IPVPN {
 		return m.createVRF(req, 0)
 	}
+	drv := m.cfg.EVPNDriver
+	in, err := m.createInstance(req, instanceKind{
+		typ: EVPN, name: "E-VPN", drv: drv, ready: &m.evpnReady,
+		build: func(in *instance, ids newIDs) error {
+			dp, err := drv.NewEVI(dataplane.EVIConfig{
+				InstanceID: ids.id, ExternalID: req.InstanceID, VNI: ids.lease.vni,
+				LocalAddress: m.cfg.DataplaneLocalAddress, LinuxBridge: req.LinuxBridge,
+			})
+			if err != nil {
+				return fmt.Errorf("creating the E-VPN dataplane for instance %s (VNI %d) with driver %q: %w", req.InstanceID, ids.lease.vni, drv.Name(), err)
+			}
+			in.e = newEVI(eviParams{
+				id: ids.id, externalID: req.InstanceID, vni: ids.lease, rdNum: ids.rdNum,
+				bgpAddr: m.cfg.LocalAddress, dpAddr: m.cfg.DataplaneLocalAddress,
+				hostname: m.cfg.Hostname, encaps: drv.Encaps(), dp: dp, rds: m, log: m.log,
+			})
+			in.e.rt.onIgnore = in.warnIgnored
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	e := in.e
+	e.log.Info("E-VPN instance created", "vni", e.vni.vni, "forced_vni", e.vni.forced, "rd", e.rd.String())
+	return in, nil
+}
+
+// newIDs are the identifiers the manager reserves for a new instance.
+type newIDs struct {
+	id    uint32   // instance id (worker name, dataplane)
+	lease vniLease // the E-VPN VNI or the IP VPN instance label
+	rdNum uint16   // RD assigned number
+}
+
+// instanceKind is what differs between creating an EVI and a VRF;
+// createInstance does the rest.
+type instanceKind struct {
+	typ  Type
+	name string // "E-VPN" or "IP VPN", for error messages
+	drv  dataplane.Driver
+	// ready points to the manager's "drv.ResetState done" flag (guarded
+	// by m.mu).
+	ready *bool
+	// build creates the dataplane and sets in.e or in.v (with its
+	// "route ignored" hook) from the reserved identifiers. On error the
+	// identifiers are released.
+	build func(in *instance, ids newIDs) error
+}
+
+// createInstance reserves the identifiers of a new instance, resets the
+// driver's state before its first instance, builds the instance with
+// k.build, then registers it with the engine, starts it and runs its
+// goroutine. Called with createMu held.
+func (m *Manager) createInstance(req AttachRequest, k instanceKind) (*instance, error) {
 	m.mu.Lock()
 	id, err := m.ids.instanceID()
 	if err != nil {
@@ -221,7 +276,7 @@ func (m *Manager) create(req AttachRequest) (*instance, error) {
 		m.mu.Unlock()
 		return nil, err
 	}
-	ready := m.evpnReady
+	ready := *k.ready
 	m.mu.Unlock()
 	undo := func() {
 		m.mu.Lock()
@@ -229,41 +284,33 @@ func (m *Manager) create(req AttachRequest) (*instance, error) {
 		_ = m.ids.releaseVNI(lease)
 		_ = m.ids.rds.release(rdNum)
 	}
-
-	drv := m.cfg.EVPNDriver
 	if !ready {
-		if err := drv.ResetState(); err != nil {
+		if err := k.drv.ResetState(); err != nil {
 			undo()
-			return nil, fmt.Errorf("resetting the state of E-VPN dataplane driver %q: %w", drv.Name(), err)
+			return nil, fmt.Errorf("resetting the state of %s dataplane driver %q: %w", k.name, k.drv.Name(), err)
 		}
 		m.mu.Lock()
-		m.evpnReady = true
+		*k.ready = true
 		m.mu.Unlock()
 	}
-	dp, err := drv.NewEVI(dataplane.EVIConfig{
-		InstanceID: id, ExternalID: req.InstanceID, VNI: lease.vni,
-		LocalAddress: m.cfg.DataplaneLocalAddress, LinuxBridge: req.LinuxBridge,
-	})
-	if err != nil {
-		undo()
-		return nil, fmt.Errorf("creating the E-VPN dataplane for instance %s (VNI %d) with driver %q: %w", req.InstanceID, lease.vni, drv.Name(), err)
-	}
-	e := newEVI(eviParams{
-		id: id, externalID: req.InstanceID, vni: lease, rdNum: uint16(rdNum),
-		bgpAddr: m.cfg.LocalAddress, dpAddr: m.cfg.DataplaneLocalAddress,
-		hostname: m.cfg.Hostname, encaps: drv.Encaps(), dp: dp, rds: m, log: m.log,
-	})
-	in := &instance{typ: EVPN, m: m, e: e, eng: m.cfg.Engine, done: make(chan struct{})}
+	in := &instance{typ: k.typ, m: m, eng: m.cfg.Engine, done: make(chan struct{})}
 	in.q.signal = make(chan struct{}, 1)
-	e.rt.onIgnore = in.warnIgnored
-	e.src = m.cfg.Engine.Register(in)
-	in.exec(e.start(req.ImportRTs, req.ExportRTs))
+	if err := k.build(in, newIDs{id: id, lease: lease, rdNum: uint16(rdNum)}); err != nil {
+		undo()
+		return nil, err
+	}
+	b := in.base()
+	b.src = m.cfg.Engine.Register(in)
+	if in.v != nil {
+		in.exec(in.v.start(req.ImportRTs, req.ExportRTs))
+	} else {
+		in.exec(in.e.start(req.ImportRTs, req.ExportRTs))
+	}
 	in.publishInfo()
 	m.mu.Lock()
 	m.instances[req.InstanceID] = in
 	m.mu.Unlock()
 	go in.run()
-	e.log.Info("E-VPN instance created", "vni", lease.vni, "forced_vni", lease.forced, "rd", e.rd.String())
 	return in, nil
 }
 

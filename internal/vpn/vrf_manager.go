@@ -95,75 +95,41 @@ func (m *Manager) createVRF(req AttachRequest, redirectFor route.RT) (*instance,
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	id, err := m.ids.instanceID()
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	lease, err := m.ids.takeVNI(req.VNI, req.InstanceID)
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	rdNum, err := m.ids.rds.allocate()
-	if err != nil {
-		_ = m.ids.releaseVNI(lease)
-		m.mu.Unlock()
-		return nil, err
-	}
-	ready := m.vpnReady
-	m.mu.Unlock()
-	undo := func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		_ = m.ids.releaseVNI(lease)
-		_ = m.ids.rds.release(rdNum)
-	}
 	drv := m.cfg.IPVPNDriver
-	if !ready {
-		if err := drv.ResetState(); err != nil {
-			undo()
-			return nil, fmt.Errorf("resetting the state of IP VPN dataplane driver %q: %w", drv.Name(), err)
-		}
-		m.mu.Lock()
-		m.vpnReady = true
-		m.mu.Unlock()
-	}
-	if req.Fallback != nil && drv.Name() != "ovs" {
-		m.log.Warn("fallback is only implemented by the ovs IP VPN driver", "driver", drv.Name(), "vpn_instance_id", req.InstanceID)
-	}
-	dp, err := drv.NewVRF(dataplane.VRFConfig{
-		InstanceID: id, ExternalID: req.InstanceID, Label: lease.vni, LocalAddress: m.cfg.IPVPNLocalAddress,
-		GatewayIP: req.GatewayIP, PrefixLen: req.IP.Bits(), Fallback: dpFallback(req.Fallback),
+	in, err := m.createInstance(req, instanceKind{
+		typ: IPVPN, name: "IP VPN", drv: drv, ready: &m.vpnReady,
+		build: func(in *instance, ids newIDs) error {
+			if req.Fallback != nil && drv.Name() != "ovs" {
+				m.log.Warn("fallback is only implemented by the ovs IP VPN driver", "driver", drv.Name(), "vpn_instance_id", req.InstanceID)
+			}
+			dp, err := drv.NewVRF(dataplane.VRFConfig{
+				InstanceID: ids.id, ExternalID: req.InstanceID, Label: ids.lease.vni, LocalAddress: m.cfg.IPVPNLocalAddress,
+				GatewayIP: req.GatewayIP, PrefixLen: req.IP.Bits(), Fallback: dpFallback(req.Fallback),
+			})
+			if err != nil {
+				return fmt.Errorf("creating the IP VPN dataplane for instance %s (label %d) with driver %q: %w", req.InstanceID, ids.lease.vni, drv.Name(), err)
+			}
+			var fb *Fallback
+			if req.Fallback != nil {
+				c := *req.Fallback
+				fb = &c
+			}
+			in.v = newVRF(vrfParams{
+				id: ids.id, externalID: req.InstanceID, label: ids.lease, rdNum: ids.rdNum,
+				bgpAddr: m.cfg.LocalAddress, dpAddr: m.cfg.IPVPNLocalAddress, hostname: m.cfg.Hostname,
+				drv: drv, dp: dp, gateway: req.GatewayIP, prefixLen: req.IP.Bits(),
+				readv: req.Readvertise, attract: at, fallback: fb, redirectFor: redirectFor,
+				rds: m, labels: m, redirects: m, log: m.log,
+			})
+			in.v.ignore = in.warnIgnored
+			return nil
+		},
 	})
 	if err != nil {
-		undo()
-		return nil, fmt.Errorf("creating the IP VPN dataplane for instance %s (label %d) with driver %q: %w", req.InstanceID, lease.vni, drv.Name(), err)
+		return nil, err
 	}
-	var fb *Fallback
-	if req.Fallback != nil {
-		c := *req.Fallback
-		fb = &c
-	}
-	v := newVRF(vrfParams{
-		id: id, externalID: req.InstanceID, label: lease, rdNum: uint16(rdNum),
-		bgpAddr: m.cfg.LocalAddress, dpAddr: m.cfg.IPVPNLocalAddress, hostname: m.cfg.Hostname,
-		drv: drv, dp: dp, gateway: req.GatewayIP, prefixLen: req.IP.Bits(),
-		readv: req.Readvertise, attract: at, fallback: fb, redirectFor: redirectFor,
-		rds: m, labels: m, redirects: m, log: m.log,
-	})
-	in := &instance{typ: IPVPN, m: m, v: v, eng: m.cfg.Engine, done: make(chan struct{})}
-	in.q.signal = make(chan struct{}, 1)
-	v.ignore = in.warnIgnored
-	v.src = m.cfg.Engine.Register(in)
-	in.exec(v.start(req.ImportRTs, req.ExportRTs))
-	in.publishInfo()
-	m.mu.Lock()
-	m.instances[req.InstanceID] = in
-	m.mu.Unlock()
-	go in.run()
-	v.log.Info("IP VPN instance created", "label", lease.vni, "forced_label", lease.forced, "rd", v.rd.String(),
+	v := in.v
+	v.log.Info("IP VPN instance created", "label", v.vni.vni, "forced_label", v.vni.forced, "rd", v.rd.String(),
 		"gateway_ip", req.GatewayIP.String(), "redirect_for", redirectFor.String())
 	return in, nil
 }
