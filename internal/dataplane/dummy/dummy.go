@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
-	"sync"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/route"
@@ -92,43 +91,22 @@ type Counters struct {
 	Anomalies int
 }
 
-// Recorder records the calls of one driver and its instances. It is safe
-// for concurrent use.
+// Recorder records the calls of one driver and its instances (Calls,
+// Anomalies and FailNext come from the shared call log). It is safe for
+// concurrent use.
 type Recorder struct {
-	mu        sync.Mutex
-	countOnly bool
-	limit     int
-	seq       uint64
-	calls     []Call // ring once full
-	start     int
-	counters  Counters
-	anomalies []string
-	states    map[uint32]*EVIState
-	fail      map[string][]error
-}
-
-// Calls returns the recorded calls, oldest first.
-func (r *Recorder) Calls() []Call {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]Call, 0, len(r.calls))
-	out = append(out, r.calls[r.start:]...)
-	return append(out, r.calls[:r.start]...)
+	callLog[Call] // its mu guards the fields below too
+	counters      Counters
+	states        map[uint32]*EVIState
 }
 
 // Counters returns the counters.
 func (r *Recorder) Counters() Counters {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.counters
-}
-
-// Anomalies describes the changes that did not match the recorded state
-// (last 100).
-func (r *Recorder) Anomalies() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.anomalies)
+	c := r.counters
+	c.Calls, c.Anomalies = int(r.seq), r.nAnomalies
+	return c
 }
 
 // State returns a copy of an instance's state.
@@ -142,44 +120,6 @@ func (r *Recorder) State(instance uint32) (EVIState, bool) {
 	return s.clone(), true
 }
 
-// FailNext makes the next call of op ("Plug", "Apply", "NewEVI", …)
-// return err; several calls queue several failures.
-func (r *Recorder) FailNext(op string, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fail[op] = append(r.fail[op], err)
-}
-
-// record logs a call and returns the error to return (an injected one).
-// Must be called with r.mu held.
-func (r *Recorder) record(c Call) error {
-	if errs := r.fail[c.Op]; len(errs) > 0 {
-		c.Err = errs[0]
-		r.fail[c.Op] = errs[1:]
-	}
-	r.seq++
-	c.Seq = r.seq
-	r.counters.Calls++
-	if r.countOnly {
-		return c.Err
-	}
-	if len(r.calls) < r.limit {
-		r.calls = append(r.calls, c)
-	} else {
-		r.calls[r.start] = c
-		r.start = (r.start + 1) % r.limit
-	}
-	return c.Err
-}
-
-func (r *Recorder) anomaly(format string, a ...any) {
-	r.counters.Anomalies++
-	if len(r.anomalies) >= 100 {
-		r.anomalies = r.anomalies[1:]
-	}
-	r.anomalies = append(r.anomalies, fmt.Sprintf(format, a...))
-}
-
 // Driver is the dummy E-VPN driver.
 type Driver struct {
 	rec *Recorder
@@ -190,14 +130,11 @@ var _ dataplane.EVPNDriver = (*Driver)(nil)
 
 // New returns a dummy E-VPN driver.
 func New(opts Options) *Driver {
-	if opts.LogLimit <= 0 {
-		opts.LogLimit = DefaultLogLimit
-	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
 	return &Driver{
-		rec: &Recorder{countOnly: opts.CountOnly, limit: opts.LogLimit, states: map[uint32]*EVIState{}, fail: map[string][]error{}},
+		rec: &Recorder{callLog: newCallLog[Call](opts.LogLimit, opts.CountOnly), states: map[uint32]*EVIState{}},
 		log: opts.Log.With("component", "dataplane-dummy"),
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
-	"sync"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/route"
@@ -86,63 +85,21 @@ func (s *VRFState) clone() VRFState {
 type IPVPNDriver struct {
 	log *slog.Logger
 
-	mu        sync.Mutex
-	calls     []VRFCall
-	seq       uint64
-	limit     int
-	fail      map[string][]error
-	vrfs      map[uint32]*VRFState
-	anomalies []string
+	// callLog provides Calls, Anomalies and FailNext; its mu guards vrfs
+	// too.
+	callLog[VRFCall]
+	vrfs map[uint32]*VRFState
 }
 
 var _ dataplane.IPVPNDriver = (*IPVPNDriver)(nil)
 
 // NewIPVPN returns a dummy IP VPN driver.
 func NewIPVPN(opts Options) *IPVPNDriver {
-	if opts.LogLimit <= 0 {
-		opts.LogLimit = DefaultLogLimit
-	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &IPVPNDriver{log: opts.Log.With("component", "dataplane-dummy-ipvpn"), limit: opts.LogLimit,
-		fail: map[string][]error{}, vrfs: map[uint32]*VRFState{}}
-}
-
-// record logs a call and returns the injected error, if any; d.mu held.
-func (d *IPVPNDriver) record(c VRFCall) error {
-	if errs := d.fail[c.Op]; len(errs) > 0 {
-		c.Err, d.fail[c.Op] = errs[0], errs[1:]
-	}
-	d.seq++
-	c.Seq = d.seq
-	if len(d.calls) >= d.limit {
-		d.calls = d.calls[1:]
-	}
-	d.calls = append(d.calls, c)
-	return c.Err
-}
-
-func (d *IPVPNDriver) anomaly(format string, a ...any) {
-	if len(d.anomalies) >= 100 {
-		d.anomalies = d.anomalies[1:]
-	}
-	d.anomalies = append(d.anomalies, fmt.Sprintf(format, a...))
-}
-
-// Calls returns the recorded calls, oldest first.
-func (d *IPVPNDriver) Calls() []VRFCall {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return slices.Clone(d.calls)
-}
-
-// Anomalies describes calls that did not match the recorded state (adding
-// a route twice, removing a missing one, unplugging what is not plugged).
-func (d *IPVPNDriver) Anomalies() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return slices.Clone(d.anomalies)
+	return &IPVPNDriver{log: opts.Log.With("component", "dataplane-dummy-ipvpn"),
+		callLog: newCallLog[VRFCall](opts.LogLimit, false), vrfs: map[uint32]*VRFState{}}
 }
 
 // State returns a copy of a VRF's state.
@@ -154,13 +111,6 @@ func (d *IPVPNDriver) State(instance uint32) (VRFState, bool) {
 		return VRFState{}, false
 	}
 	return s.clone(), true
-}
-
-// FailNext makes the next call of op return err.
-func (d *IPVPNDriver) FailNext(op string, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.fail[op] = append(d.fail[op], err)
 }
 
 // Name returns "dummy".
