@@ -1,10 +1,8 @@
 package scale
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -18,30 +16,20 @@ import (
 // watch falls back to dumping the table (NeighList), which is exact but
 // only as fine-grained as one dump.
 type FDBWatch struct {
-	ns   *Namespace
-	done chan struct{}
+	watchState[uint64] // keys: ifindex<<48 | MAC
 
-	mu       sync.Mutex
-	last     time.Time           // when the count last changed
-	entries  map[uint64]struct{} // ifindex<<48 | MAC
-	vxlan    map[int]bool        // ifindex → is a VXLAN device
-	lost     bool
-	lastErr  error
+	vxlan    map[int]bool // ifindex → is a VXLAN device
 	watchers []func(mac net.HardwareAddr, add bool, at time.Time)
 }
 
 // WatchFDB starts watching the namespace's fdb. Close stops it.
 func WatchFDB(ns *Namespace) (*FDBWatch, error) {
-	w := &FDBWatch{ns: ns, done: make(chan struct{}), entries: map[uint64]struct{}{}, vxlan: map[int]bool{}}
+	w := &FDBWatch{watchState: newWatchState[uint64](ns), vxlan: map[int]bool{}}
 	ch := make(chan netlink.NeighUpdate, 1<<16)
 	nsh := ns.NsHandle
 	err := netlink.NeighSubscribeWithOptions(ch, w.done, netlink.NeighSubscribeOptions{
 		Namespace: &nsh, ReceiveBufferSize: 512 << 20, ReceiveBufferForceSize: true,
-		ErrorCallback: func(err error) {
-			w.mu.Lock()
-			w.lost, w.lastErr = true, err
-			w.mu.Unlock()
-		},
+		ErrorCallback: w.setLost,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribing to neighbour notifications in %s: %w", ns.Name, err)
@@ -96,12 +84,7 @@ func (w *FDBWatch) loop(ch chan netlink.NeighUpdate) {
 			continue
 		}
 		add := u.Type == unix.RTM_NEWNEIGH
-		if add {
-			w.entries[k] = struct{}{}
-		} else if u.Type == unix.RTM_DELNEIGH {
-			delete(w.entries, k)
-		}
-		w.last = now
+		w.changeLocked(k, add, u.Type == unix.RTM_DELNEIGH, now)
 		ws := w.watchers
 		w.mu.Unlock()
 		for _, f := range ws {
@@ -121,15 +104,8 @@ func (w *FDBWatch) OnChange(f func(mac net.HardwareAddr, add bool, at time.Time)
 // Dump counts the entries with a full table dump and resets the
 // notification-based count to it.
 func (w *FDBWatch) Dump() (int, error) {
-	var list []netlink.Neigh
-	var err error
-	for range 5 {
-		list, err = w.ns.Handle.NeighList(0, unix.AF_BRIDGE)
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+	list, err := dumpList(func() ([]netlink.Neigh, error) { return w.ns.Handle.NeighList(0, unix.AF_BRIDGE) })
+	if err != nil {
 		return 0, fmt.Errorf("dumping the fdb of %s: %w", w.ns.Name, err)
 	}
 	w.mu.Lock()
@@ -140,18 +116,7 @@ func (w *FDBWatch) Dump() (int, error) {
 			entries[k] = struct{}{}
 		}
 	}
-	if len(entries) != len(w.entries) {
-		w.last = time.Now()
-	}
-	w.entries = entries
-	return len(entries), nil
-}
-
-// Count returns the current count and whether notifications were lost.
-func (w *FDBWatch) Count() (int, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.entries), w.lost
+	return w.resetLocked(entries), nil
 }
 
 // Wait waits until cond(count) holds; see waitCount.
@@ -159,12 +124,6 @@ func (w *FDBWatch) Wait(cond func(int) bool, timeout time.Duration, alive func()
 	return waitCount(w.Count, w.Dump, w.lastChange, cond, timeout, alive, func(n int) string {
 		return fmt.Sprintf("fdb of %s: %d unicast entries on VXLAN devices", w.ns.Name, n)
 	})
-}
-
-func (w *FDBWatch) lastChange() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.last
 }
 
 // waitCount waits until cond(count) holds and returns when it first held
@@ -205,14 +164,3 @@ func waitCount(count func() (int, bool), dump func() (int, error), last func() t
 		time.Sleep(2 * time.Millisecond)
 	}
 }
-
-// Lost reports whether notifications were lost (the counts then come from
-// dumps).
-func (w *FDBWatch) Lost() (bool, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.lost, w.lastErr
-}
-
-// Close stops the watch.
-func (w *FDBWatch) Close() { close(w.done) }
