@@ -27,10 +27,11 @@ import (
 //     (RFC 6514 §5, RFC 7432 §11.2), (PMSI tunnel id, PMSI label),
 //     reference-counted.
 //
-// Memory: the type-2 table is keyed by MAC only and its value is two
-// pointers; a MAC with a single route (the common case) costs one map slot
-// of 24 bytes and no other allocation. Destinations with several routes or
-// MACs with several IPs move to a side structure (macMany).
+// Memory: the type-2 tables are keyed by MAC only. A MAC with a single
+// route (the common case) is one slot of 16 bytes (key, route pointer) in
+// macs and costs no other allocation; MACs with several routes (several
+// destinations, or several routes for one destination) live in multi, with
+// a side structure (macMany). A MAC is in at most one of the two maps.
 
 // Best path selection (reference §4.6, E-VPN drivers have no ECMP):
 //  1. highest LOCAL_PREF (missing = 100) wins;
@@ -75,7 +76,8 @@ func macKey(m route.MAC) uint64 {
 	return uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
 }
 
-// macRoutes is the value of the type-2 table: either one route, or many.
+// macRoutes is the working form of a MAC's type-2 routes (see
+// tracker.entry): either one route, or many.
 type macRoutes struct {
 	one  *route.Route
 	many *macMany
@@ -126,7 +128,8 @@ type tracker struct {
 	salt     uint64
 	encaps   []route.Encap // driver encapsulations
 	imports  []route.RT
-	macs     map[uint64]macRoutes // by macKey
+	macs     map[uint64]*route.Route // MACs with one route, by macKey
+	multi    map[uint64]*macMany     // MACs with several routes, by macKey
 	mcast    map[mcKey]*mcDest
 	flood    map[floodKey]int32
 	stats    trackerStats
@@ -139,7 +142,8 @@ func newTracker(hostname, worker string, encaps []route.Encap) *tracker {
 	return &tracker{
 		salt:   h,
 		encaps: encaps,
-		macs:   map[uint64]macRoutes{},
+		macs:   map[uint64]*route.Route{},
+		multi:  map[uint64]*macMany{},
 		mcast:  map[mcKey]*mcDest{},
 		flood:  map[floodKey]int32{},
 	}
@@ -223,6 +227,45 @@ func (t *tracker) handle(events []engine.Event, out []dataplane.EVIChange) []dat
 // ---- type 2 ----
 
 func (e *macRoutes) empty() bool { return e.one == nil && e.many == nil }
+
+// entry returns the routes of the MAC with key mk (from macs or multi).
+func (t *tracker) entry(mk uint64) macRoutes {
+	if r := t.macs[mk]; r != nil {
+		return macRoutes{one: r}
+	}
+	if len(t.multi) > 0 {
+		if m := t.multi[mk]; m != nil {
+			return macRoutes{many: m}
+		}
+	}
+	return macRoutes{}
+}
+
+// store records e as the routes of the MAC with key mk, old being what
+// entry returned before the change.
+func (t *tracker) store(mk uint64, old, e macRoutes) {
+	switch {
+	case e.one != nil:
+		if old.many != nil {
+			delete(t.multi, mk)
+		}
+		t.macs[mk] = e.one
+	case e.many != nil:
+		if old.one != nil {
+			delete(t.macs, mk)
+		}
+		if old.many != e.many {
+			t.multi[mk] = e.many
+		}
+	default:
+		if old.one != nil {
+			delete(t.macs, mk)
+		}
+		if old.many != nil {
+			delete(t.multi, mk)
+		}
+	}
+}
 
 // destBest returns the best route of destination (mac, ip).
 func (e *macRoutes) destBest(ip netip.Addr) *route.Route {
@@ -329,7 +372,8 @@ func (t *tracker) handleMACIP(ev *engine.Event, out []dataplane.EVIChange) []dat
 		return out
 	}
 	mk := macKey(mac)
-	e := t.macs[mk]
+	orig := t.entry(mk)
+	e := orig
 	oldMAC, oldDest := t.macBest(&e), e.destBest(ip)
 	wasEmpty := e.empty()
 	// A replaced route (Event.Replaced, or any earlier route of the same
@@ -344,15 +388,12 @@ func (t *tracker) handleMACIP(ev *engine.Event, out []dataplane.EVIChange) []dat
 		t.add(&e, ip, r)
 		t.stats.Type2Routes++
 	}
+	t.store(mk, orig, e)
 	switch {
 	case e.empty() && !wasEmpty:
-		delete(t.macs, mk)
 		t.stats.MACs--
-	case !e.empty():
-		if wasEmpty {
-			t.stats.MACs++
-		}
-		t.macs[mk] = e
+	case !e.empty() && wasEmpty:
+		t.stats.MACs++
 	}
 	newMAC, newDest := t.macBest(&e), e.destBest(ip)
 	if (oldDest == nil) != (newDest == nil) {
@@ -462,13 +503,12 @@ func (t *tracker) handleMulticast(ev *engine.Event, out []dataplane.EVIChange) [
 
 // routes lists every stored route and every best route (looking glass).
 func (t *tracker) routes() (received, best []*route.Route) {
-	for _, e := range t.macs {
-		if e.one != nil {
-			received = append(received, e.one)
-			best = append(best, e.one)
-			continue
-		}
-		for _, d := range e.many.dests {
+	for _, r := range t.macs {
+		received = append(received, r)
+		best = append(best, r)
+	}
+	for _, m := range t.multi {
+		for _, d := range m.dests {
 			received = append(received, d.routes...)
 			best = append(best, d.best)
 		}
@@ -500,7 +540,7 @@ func (t *tracker) reconcile(failed []dataplane.EVIChange) []dataplane.EVIChange 
 				continue
 			}
 			doneMAC[c.MAC] = true
-			e := t.macs[macKey(c.MAC)]
+			e := t.entry(macKey(c.MAC))
 			cur, ok := fdbOf(t.macBest(&e))
 			if ok {
 				out = append(out, dataplane.EVIChange{Kind: dataplane.AddRemoteMAC, MAC: c.MAC, VTEP: cur.vtep, VNI: cur.vni})
@@ -521,7 +561,7 @@ func (t *tracker) reconcile(failed []dataplane.EVIChange) []dataplane.EVIChange 
 				continue
 			}
 			doneIP[k] = true
-			e := t.macs[macKey(c.MAC)]
+			e := t.entry(macKey(c.MAC))
 			kind := dataplane.RemoveRemoteIP
 			if e.destBest(c.IP) != nil {
 				kind = dataplane.AddRemoteIP

@@ -121,8 +121,8 @@ func TestTrackerBestPathByLocalPref(t *testing.T) {
 		{"last withdrawn", []engine.Event{wd(low)}, "remove-ip 10.1.0.1 52:54:00:00:00:01; remove-mac 52:54:00:00:00:01 10.0.0.1 100"},
 		{"unknown withdraw", []engine.Event{wd(low)}, ""},
 	})
-	if len(tr.macs) != 0 || tr.stats.Type2Routes != 0 || tr.stats.MACs != 0 || tr.stats.Type2Dests != 0 {
-		t.Fatalf("state left: %d MACs, stats %+v", len(tr.macs), tr.stats)
+	if len(tr.macs)+len(tr.multi) != 0 || tr.stats.Type2Routes != 0 || tr.stats.MACs != 0 || tr.stats.Type2Dests != 0 {
+		t.Fatalf("state left: %d+%d MACs, stats %+v", len(tr.macs), len(tr.multi), tr.stats)
 	}
 }
 
@@ -137,7 +137,7 @@ func TestTrackerTieBreakDeterministic(t *testing.T) {
 		for _, order := range [][]*route.Route{{a, b}, {b, a}} {
 			tr := newTestTracker(host)
 			tr.handle([]engine.Event{adv(order[0]), adv(order[1])}, nil)
-			e := tr.macs[macKey(testMAC(1))]
+			e := tr.entry(macKey(testMAC(1)))
 			w := tr.macBest(&e).NextHop().String()
 			if first == "" {
 				first = w
@@ -232,7 +232,7 @@ func TestTrackerMACWithSeveralIPs(t *testing.T) {
 		{"ip1 gone", []engine.Event{wd(ip1)}, "remove-ip 10.1.0.1 52:54:00:00:00:01"},
 		{"mac-only gone", []engine.Event{wd(macOnly)}, ""},
 	})
-	e := tr.macs[macKey(testMAC(1))]
+	e := tr.entry(macKey(testMAC(1)))
 	if e.one != ip6 || e.many != nil {
 		t.Fatalf("MAC entry did not return to the compact form: %+v", e)
 	}
