@@ -249,34 +249,70 @@ func checkPrefixRoute(t *testing.T, tp *topo, vmA1, vmB1 lab.VM) {
 	tp.routedPing(vmA1, vmB1.IP.Addr()) // the VM's own endpoint stays
 }
 
-// checkDCGateway injects a VPNv4 route with RT 64512:10 and VXLAN
-// encapsulation from gobgpd, as a DC gateway would advertise: node A
-// installs it in vrf1's table with the route's label and next hop, and
-// removes it at the withdrawal. gobgpd holds vmA1's route from node A with
-// RT 64512:10, the VXLAN encapsulation and the label A's looking glass
-// shows.
+// checkDCGateway plays a DC gateway: a namespace on the underlay at
+// 10.201.0.200 (see newDCGateway) terminating VXLAN on the IP VPN port,
+// with the DC host 30.3.3.1 behind it. gobgpd holds vmA1's route from
+// node A with RT 64512:10, the VXLAN encapsulation and the label A's
+// looking glass shows; the gateway routes vmA1 back with that label.
+// gobgpd then injects, as the gateway would advertise, 30.3.3.0/24 with
+// RT 64512:10, VXLAN encapsulation, label 777 and next hop the gateway:
+// node A installs it in vrf1's table, vmA1 pings 30.3.3.1, and a capture
+// on the gateway's uplink shows the requests arriving from A on UDP 4790
+// with VNI 777 and the replies leaving for A with vmA1's label. After the
+// withdrawal node A removes the route and the ping fails.
 func checkDCGateway(t *testing.T, tp *topo, vmA1 lab.VM) {
 	a := tp.nodes[0]
 	table := a.vrfTable("vrf1")
-	gw := netip.MustParseAddr("10.201.0.200")
+	gwAddr := netip.MustParseAddr("10.201.0.200")
 	dst := netip.MustParsePrefix("30.3.3.0/24")
+	host := netip.MustParseAddr("30.3.3.1")
 	const label = 777
-	spec := []string{dst.String(), "label", strconv.Itoa(label), "rd", "64512:99"}
-	tp.gobgp(append(append([]string{"global", "rib", "add", "-a", "vpnv4"}, spec...),
-		"rt", rtVRF1, "encap", "vxlan", "nexthop", gw.String())...)
-	want := vrfRoute{Dst: dst, Encap: "ip", ID: label, EncapDst: gw, Gateway: gw, Dev: "bagpipe-vx-tx"}
-	a.waitVRFRoute(table, want)
-	tp.gobgp(append([]string{"global", "rib", "del", "-a", "vpnv4"}, spec...)...)
-	a.waitVRFRoute(table, vrfRoute{Dst: dst})
+	gw := tp.newDCGateway(gwAddr, ipvpnPort, netip.MustParsePrefix("30.3.3.254/24"), host)
 
 	// vmA2 (vrf2, RT 64512:20) has the same address: find picks by RT.
-	r := tp.waitRIBPath(a.addr, netip.PrefixFrom(vmA1.IP.Addr(), 32), rtVRF1)
+	vmA1Host := netip.PrefixFrom(vmA1.IP.Addr(), 32)
+	r := tp.waitRIBPath(a.addr, vmA1Host, rtVRF1)
 	if r.NextHop != a.addr || !r.VXLAN || len(r.RTs) != 1 {
 		t.Errorf("vmA1's route in gobgpd: %+v, want next hop %s, VXLAN encapsulation, RT %s", r, a.addr, rtVRF1)
 	}
 	if l := a.portLabel(t, "vrf1", vmA1.HostIf()); r.Label != l {
 		t.Errorf("vmA1's route in gobgpd has label %d, node A's looking glass says %d", r.Label, l)
 	}
+	gw.routeBack(vmA1Host, r.Label, r.NextHop)
+
+	spec := []string{dst.String(), "label", strconv.Itoa(label), "rd", "64512:99"}
+	tp.gobgp(append(append([]string{"global", "rib", "add", "-a", "vpnv4"}, spec...),
+		"rt", rtVRF1, "encap", "vxlan", "nexthop", gwAddr.String())...)
+	want := vrfRoute{Dst: dst, Encap: "ip", ID: label, EncapDst: gwAddr, Gateway: gwAddr, Dev: "bagpipe-vx-tx"}
+	a.waitVRFRoute(table, want)
+	tp.routedPing(vmA1, host) // warm-up: the first packets may still find no route
+
+	const count = 3
+	capture := gw.captureUplink()
+	echos0 := gw.hostInEchos()
+	if got, out := lab.Ping(vmA1.NS, host, count, 2); got != count {
+		t.Fatalf("ping -c %d from %s to %s got %d replies:\n%s", count, vmA1.NS, host, got, out)
+	}
+	frames := capture.drain(t)
+	t.Logf("%d VXLAN frames on the DC gateway's uplink during ping -c %d", len(frames), count)
+	if d := gw.hostInEchos() - echos0; d < count {
+		t.Errorf("%s pinged %s %d times; the DC host received %d echo requests", vmA1.NS, host, count, d)
+	}
+	// ICMP echo request 8, echo reply 0 (RFC 792).
+	if err := checkFlow(frames, false, vxlanFrame{OuterSrc: a.addr, OuterDst: gwAddr, DstPort: ipvpnPort, VNI: label,
+		InnerDstMAC: dcgwGatewayMAC.String(), InnerSrcMAC: dcgwNodeTXMAC.String(),
+		InnerSrc: vmA1.IP.Addr(), InnerDst: host, ICMPType: 8}, count); err != nil {
+		t.Errorf("the echo requests on the DC gateway's uplink: %v", err)
+	}
+	if err := checkFlow(frames, true, vxlanFrame{OuterSrc: gwAddr, OuterDst: a.addr, DstPort: ipvpnPort, VNI: r.Label,
+		InnerDstMAC: dcgwGatewayMAC.String(), InnerSrcMAC: dcgwTXMAC.String(),
+		InnerSrc: host, InnerDst: vmA1.IP.Addr(), ICMPType: 0}, count); err != nil {
+		t.Errorf("the echo replies on the DC gateway's uplink: %v", err)
+	}
+
+	tp.gobgp(append([]string{"global", "rib", "del", "-a", "vpnv4"}, spec...)...)
+	a.waitVRFRoute(table, vrfRoute{Dst: dst})
+	tp.noPing(vmA1, host, "the DC gateway's route withdrawn")
 }
 
 // checkEVPN2IPVPN is upstream's evpn2ipvpn sample: vmE is in E-VPN evpnE
