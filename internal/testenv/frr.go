@@ -1,12 +1,10 @@
 package testenv
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -80,18 +78,7 @@ func StartFRR(t testing.TB, c FRRConfig) *FRR {
 	t.Helper()
 	bgpd := requireTool(t, frrBGPD, frrHint)
 	vtysh := requireTool(t, "vtysh", frrHint)
-	if !c.RouterID.IsValid() {
-		c.RouterID = netip.MustParseAddr("127.0.0.1")
-	}
-	if c.AS == 0 {
-		c.AS = 64512
-	}
-	if !c.ListenAddr.IsValid() {
-		c.ListenAddr = c.RouterID
-	}
-	if c.ListenPort == 0 {
-		c.ListenPort = FreePort(t)
-	}
+	fillIdentity(t, &c.RouterID, &c.AS, &c.ListenAddr, &c.ListenPort)
 	f := &FRR{Config: c, Dir: tempDir(t, "frr"), vtysh: vtysh}
 	conf := filepath.Join(f.Dir, "bgpd.conf")
 	if err := os.WriteFile(conf, []byte(frrConf(c)), 0o644); err != nil {
@@ -113,16 +100,7 @@ func StartFRR(t testing.TB, c FRRConfig) *FRR {
 		}
 	})
 	want := len(c.Clients) + len(c.Neighbors)
-	WaitFor(t, startTimeout, fmt.Sprintf("FRR bgpd (vty socket %s) to come up with %d neighbours", f.Dir, want), func() (bool, error) {
-		if f.Proc.Exited() {
-			t.Fatalf("testenv: bgpd exited at start (%s):\n%s", f.Proc.exitStatus(), tail(f.Proc.Log(), logTail))
-		}
-		ns, err := f.Neighbors()
-		if err != nil {
-			return false, err
-		}
-		return len(ns) == want, fmt.Errorf("bgpd has %d neighbours, want %d", len(ns), want)
-	})
+	waitUp(t, f.Proc, "bgpd", fmt.Sprintf("FRR bgpd (vty socket %s) to come up with %d neighbours", f.Dir, want), want, nil, f.Neighbors)
 	return f
 }
 
@@ -169,13 +147,7 @@ func frrConf(c FRRConfig) string {
 // VTY runs one vtysh command against this bgpd
 // (vtysh --vty_socket <Dir> -d bgpd -c cmd) and returns its output.
 func (f *FRR) VTY(cmd string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, f.vtysh, "--vty_socket", f.Dir, "-d", "bgpd", "-c", cmd).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("vtysh -c %q: %w: %s", cmd, err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
+	return runCLI(fmt.Sprintf("vtysh -c %q", cmd), f.vtysh, "--vty_socket", f.Dir, "-d", "bgpd", "-c", cmd)
 }
 
 // vtyJSON runs a vtysh "... json" command and decodes its output into v.
@@ -184,10 +156,7 @@ func (f *FRR) vtyJSON(v any, cmd string) error {
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal([]byte(out), v); err != nil {
-		return fmt.Errorf("vtysh -c %q printed unexpected JSON (%w): %.200s", cmd, err, out)
-	}
-	return nil
+	return decodeCLIJSON(v, fmt.Sprintf("vtysh -c %q", cmd), out)
 }
 
 // frrStates maps FRR's bgpState names to Neighbor.State.

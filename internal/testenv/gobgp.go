@@ -1,12 +1,10 @@
 package testenv
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -82,18 +80,7 @@ func StartGoBGP(t testing.TB, c GoBGPConfig) *GoBGP {
 	t.Helper()
 	daemon := requireTool(t, "gobgpd", gobgpHint)
 	cli := requireTool(t, "gobgp", gobgpHint)
-	if !c.RouterID.IsValid() {
-		c.RouterID = netip.MustParseAddr("127.0.0.1")
-	}
-	if c.AS == 0 {
-		c.AS = 64512
-	}
-	if !c.ListenAddr.IsValid() {
-		c.ListenAddr = c.RouterID
-	}
-	if c.ListenPort == 0 {
-		c.ListenPort = FreePort(t)
-	}
+	fillIdentity(t, &c.RouterID, &c.AS, &c.ListenAddr, &c.ListenPort)
 	if len(c.Families) == 0 {
 		c.Families = DefaultGoBGPFamilies
 	}
@@ -113,25 +100,18 @@ func StartGoBGP(t testing.TB, c GoBGPConfig) *GoBGP {
 		}
 	})
 	want := len(c.Clients) + len(c.Peers)
-	WaitFor(t, startTimeout, fmt.Sprintf("gobgpd (API 127.0.0.1:%d) to come up with AS %d and %d neighbours", g.APIPort, c.AS, want), func() (bool, error) {
-		if g.Proc.Exited() {
-			t.Fatalf("testenv: gobgpd exited at start (%s):\n%s", g.Proc.exitStatus(), tail(g.Proc.Log(), logTail))
-		}
+	waitUp(t, g.Proc, "gobgpd", fmt.Sprintf("gobgpd (API 127.0.0.1:%d) to come up with AS %d and %d neighbours", g.APIPort, c.AS, want), want, func() error {
 		var global struct {
 			ASN uint32 `json:"asn"`
 		}
 		if err := g.cliJSON(&global, "global"); err != nil {
-			return false, err
+			return err
 		}
 		if global.ASN != c.AS {
-			return false, fmt.Errorf("gobgpd reports AS %d, want %d", global.ASN, c.AS)
+			return fmt.Errorf("gobgpd reports AS %d, want %d", global.ASN, c.AS)
 		}
-		ns, err := g.Neighbors()
-		if err != nil {
-			return false, err
-		}
-		return len(ns) == want, fmt.Errorf("gobgpd has %d neighbours, want %d", len(ns), want)
-	})
+		return nil
+	}, g.Neighbors)
 	return g
 }
 
@@ -168,14 +148,8 @@ func gobgpTOML(c GoBGPConfig) string {
 // CLI runs the gobgp CLI against this daemon (gobgp -p <APIPort> args...)
 // and returns its combined output.
 func (g *GoBGP) CLI(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-	defer cancel()
 	full := append([]string{"-p", strconv.Itoa(g.APIPort)}, args...)
-	out, err := exec.CommandContext(ctx, g.cli, full...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("gobgp %s: %w: %s", strings.Join(full, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
+	return runCLI("gobgp "+strings.Join(full, " "), g.cli, full...)
 }
 
 // cliJSON runs gobgp -j args... and decodes its output into v.
@@ -184,10 +158,7 @@ func (g *GoBGP) cliJSON(v any, args ...string) error {
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal([]byte(out), v); err != nil {
-		return fmt.Errorf("gobgp -j %s printed unexpected JSON (%w): %.200s", strings.Join(args, " "), err, out)
-	}
-	return nil
+	return decodeCLIJSON(v, "gobgp -j "+strings.Join(args, " "), out)
 }
 
 // Neighbor is one BGP neighbour of a daemon and its session state.
