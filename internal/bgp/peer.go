@@ -300,30 +300,16 @@ func (p *PeerWorker) active(f route.Family) bool { return slices.Contains(p.fami
 // rtcReceived subscribes the peer to the RT its RTC route asks for, in every
 // active VPN family (RFC 4684 §4); the default RTC route subscribes to all.
 // The engine then replays the matching local routes to the peer.
-func (p *PeerWorker) rtcReceived(r *route.Route) {
-	if !p.rtcActive {
-		return
-	}
-	_, rt, wild, ok := r.RTCTarget()
-	if !ok {
-		return
-	}
-	if wild {
-		p.wildcards++
-		if p.wildcards == 1 {
-			p.subscribeVPN(route.RTAny, true)
-		}
-		return
-	}
-	p.rtcSubs[rt]++
-	if p.rtcSubs[rt] == 1 {
-		p.subscribeVPN(rt, true)
-	}
-}
+func (p *PeerWorker) rtcReceived(r *route.Route) { p.rtcCount(r, true) }
 
 // rtcWithdrawn undoes rtcReceived. A withdrawal of an RTC route that was
 // never received is ignored (the engine also ignores it).
-func (p *PeerWorker) rtcWithdrawn(r *route.Route) {
+func (p *PeerWorker) rtcWithdrawn(r *route.Route) { p.rtcCount(r, false) }
+
+// rtcCount counts the RTC routes of the peer asking for r's RT (or, for
+// the default RTC route, for every RT: RTAny) up or down, and subscribes
+// the peer when the first arrives or unsubscribes it when the last goes.
+func (p *PeerWorker) rtcCount(r *route.Route, add bool) {
 	if !p.rtcActive {
 		return
 	}
@@ -331,25 +317,30 @@ func (p *PeerWorker) rtcWithdrawn(r *route.Route) {
 	if !ok {
 		return
 	}
+	n := p.wildcards
 	if wild {
-		if p.wildcards == 0 {
-			return
-		}
-		p.wildcards--
-		if p.wildcards == 0 {
-			p.subscribeVPN(route.RTAny, false)
-		}
-		return
+		rt = route.RTAny
+	} else {
+		n = p.rtcSubs[rt]
 	}
-	n := p.rtcSubs[rt]
 	switch {
+	case add:
+		n++
 	case n == 0:
-		return
-	case n == 1:
-		delete(p.rtcSubs, rt)
-		p.subscribeVPN(rt, false)
+		return // never received
 	default:
-		p.rtcSubs[rt] = n - 1
+		n--
+	}
+	switch {
+	case wild:
+		p.wildcards = n
+	case n == 0:
+		delete(p.rtcSubs, rt)
+	default:
+		p.rtcSubs[rt] = n
+	}
+	if add && n == 1 || !add && n == 0 {
+		p.subscribeVPN(rt, add)
 	}
 }
 
