@@ -33,19 +33,28 @@ type Options struct {
 	Log *slog.Logger
 }
 
+// MaxLoggedChanges is how many changes of one Apply call the call log
+// keeps (Call.Changes); Call.ChangeCount has their number. Keeping every
+// change would make the log hold a copy of the whole remote state at scale
+// (a million-route burst is a few hundred Apply calls of 4096 changes).
+const MaxLoggedChanges = 8
+
 // Call is one recorded call. Instance is 0 for driver-level calls.
 type Call struct {
 	Seq      uint64
 	Instance uint32
 	// Op is the method name: "ResetState", "Close", "NewEVI", "Plug",
 	// "Unplug", "Apply", "SetGatewayPort", "GatewayPortDown", "CloseEVI".
-	Op      string
-	Port    dataplane.LocalPort
-	MAC     route.MAC
-	IP      netip.Addr
-	Last    bool
-	Changes []dataplane.EVIChange // Apply only (a copy)
-	Err     error                 // the error returned, if any
+	Op   string
+	Port dataplane.LocalPort
+	MAC  route.MAC
+	IP   netip.Addr
+	Last bool
+	// Changes are the first MaxLoggedChanges changes of an Apply call (a
+	// copy), ChangeCount their total number.
+	Changes     []dataplane.EVIChange
+	ChangeCount int
+	Err         error // the error returned, if any
 }
 
 // FDBEntry is a remote MAC's VXLAN destination.
@@ -71,16 +80,94 @@ type EVIState struct {
 	Closed  bool
 }
 
-func (s *EVIState) clone() EVIState {
-	c := *s
-	c.FDB = maps.Clone(s.FDB)
-	c.Flood = maps.Clone(s.Flood)
-	c.Neigh = maps.Clone(s.Neigh)
-	c.Ports = map[string][]Endpoint{}
-	for k, v := range s.Ports {
+// eviState is the recorded state of one instance, kept compact since a
+// control-plane-only node may hold a million remote entries: a remote MAC
+// is a 12-byte map slot (MAC, index of its interned FDBEntry), an IPv4
+// neighbour a 10-byte one.
+type eviState struct {
+	cfg     dataplane.EVIConfig
+	fdb     map[route.MAC]uint32 // index in Recorder.dests
+	flood   map[FDBEntry]bool
+	neigh4  map[[4]byte]route.MAC
+	neigh6  map[netip.Addr]route.MAC // other addresses (IPv6, mapped, zoned)
+	ports   map[string][]Endpoint    // by LocalPort.LinuxIf
+	gateway string
+	closed  bool
+}
+
+func newEVIState(cfg dataplane.EVIConfig) *eviState {
+	s := &eviState{cfg: cfg}
+	s.reset()
+	return s
+}
+
+// reset empties the remote and local state.
+func (s *eviState) reset() {
+	s.fdb, s.flood = map[route.MAC]uint32{}, map[FDBEntry]bool{}
+	s.neigh4, s.neigh6 = map[[4]byte]route.MAC{}, map[netip.Addr]route.MAC{}
+	s.ports = map[string][]Endpoint{}
+}
+
+func (s *eviState) neigh(ip netip.Addr) (route.MAC, bool) {
+	if ip.Is4() {
+		m, ok := s.neigh4[ip.As4()]
+		return m, ok
+	}
+	m, ok := s.neigh6[ip]
+	return m, ok
+}
+
+func (s *eviState) setNeigh(ip netip.Addr, mac route.MAC) {
+	if ip.Is4() {
+		s.neigh4[ip.As4()] = mac
+	} else {
+		s.neigh6[ip] = mac
+	}
+}
+
+func (s *eviState) deleteNeigh(ip netip.Addr) {
+	if ip.Is4() {
+		delete(s.neigh4, ip.As4())
+	} else {
+		delete(s.neigh6, ip)
+	}
+}
+
+// each calls fn for every neighbour.
+func (s *eviState) eachNeigh(fn func(netip.Addr, route.MAC)) {
+	for a, m := range s.neigh4 {
+		fn(netip.AddrFrom4(a), m)
+	}
+	for a, m := range s.neigh6 {
+		fn(a, m)
+	}
+}
+
+// export returns the state as an EVIState (copies).
+func (r *Recorder) export(s *eviState) EVIState {
+	c := EVIState{Config: s.cfg, FDB: make(map[route.MAC]FDBEntry, len(s.fdb)), Flood: maps.Clone(s.flood),
+		Neigh: make(map[netip.Addr]route.MAC, len(s.neigh4)+len(s.neigh6)), Ports: map[string][]Endpoint{},
+		Gateway: s.gateway, Closed: s.closed}
+	for m, i := range s.fdb {
+		c.FDB[m] = r.dests[i]
+	}
+	s.eachNeigh(func(a netip.Addr, m route.MAC) { c.Neigh[a] = m })
+	for k, v := range s.ports {
 		c.Ports[k] = slices.Clone(v)
 	}
 	return c
+}
+
+// intern returns the index of fe in r.dests, adding it if new (there are
+// few distinct VTEP/VNI pairs). Must be called with mu held.
+func (r *Recorder) intern(fe FDBEntry) uint32 {
+	if i, ok := r.destIdx[fe]; ok {
+		return i
+	}
+	i := uint32(len(r.dests))
+	r.dests = append(r.dests, fe)
+	r.destIdx[fe] = i
+	return i
 }
 
 // Counters count calls and changes (kept in every mode).
@@ -97,7 +184,9 @@ type Counters struct {
 type Recorder struct {
 	callLog[Call] // its mu guards the fields below too
 	counters      Counters
-	states        map[uint32]*EVIState
+	states        map[uint32]*eviState
+	dests         []FDBEntry // interned fdb destinations
+	destIdx       map[FDBEntry]uint32
 }
 
 // Counters returns the counters.
@@ -117,7 +206,7 @@ func (r *Recorder) State(instance uint32) (EVIState, bool) {
 	if !ok {
 		return EVIState{}, false
 	}
-	return s.clone(), true
+	return r.export(s), true
 }
 
 // Driver is the dummy E-VPN driver.
@@ -134,7 +223,7 @@ func New(opts Options) *Driver {
 		opts.Log = slog.Default()
 	}
 	return &Driver{
-		rec: &Recorder{callLog: newCallLog[Call](opts.LogLimit, opts.CountOnly), states: map[uint32]*EVIState{}},
+		rec: &Recorder{callLog: newCallLog[Call](opts.LogLimit, opts.CountOnly), states: map[uint32]*eviState{}, destIdx: map[FDBEntry]uint32{}},
 		log: opts.Log.With("component", "dataplane-dummy"),
 	}
 }
@@ -181,8 +270,7 @@ func (d *Driver) NewEVI(cfg dataplane.EVIConfig) (dataplane.EVIDataplane, error)
 	}
 	r.counters.Instances++
 	if !r.countOnly {
-		r.states[cfg.InstanceID] = &EVIState{Config: cfg, FDB: map[route.MAC]FDBEntry{}, Flood: map[FDBEntry]bool{},
-			Neigh: map[netip.Addr]route.MAC{}, Ports: map[string][]Endpoint{}}
+		r.states[cfg.InstanceID] = newEVIState(cfg)
 	}
 	d.log.Debug("new EVI", "instance", cfg.InstanceID, "vni", cfg.VNI)
 	return &evi{d: d, id: cfg.InstanceID}, nil
@@ -193,7 +281,7 @@ type evi struct {
 	id uint32
 }
 
-func (e *evi) state() *EVIState {
+func (e *evi) state() *eviState {
 	if e.d.rec.countOnly {
 		return nil
 	}
@@ -210,10 +298,10 @@ func (e *evi) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr) error
 	r.counters.Plugs++
 	if s := e.state(); s != nil {
 		ep := Endpoint{MAC: mac, IP: ip}
-		if slices.Contains(s.Ports[port.LinuxIf], ep) {
+		if slices.Contains(s.ports[port.LinuxIf], ep) {
 			r.anomaly("instance %d: plug of %s %s on %q: already plugged", e.id, mac, ip, port.LinuxIf)
 		}
-		s.Ports[port.LinuxIf] = append(s.Ports[port.LinuxIf], ep)
+		s.ports[port.LinuxIf] = append(s.ports[port.LinuxIf], ep)
 	}
 	return nil
 }
@@ -228,7 +316,7 @@ func (e *evi) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr, las
 	r.counters.Unplugs++
 	if s := e.state(); s != nil {
 		ep := Endpoint{MAC: mac, IP: ip}
-		eps := s.Ports[port.LinuxIf]
+		eps := s.ports[port.LinuxIf]
 		i := slices.Index(eps, ep)
 		if i < 0 {
 			r.anomaly("instance %d: unplug of %s %s on %q: not plugged", e.id, mac, ip, port.LinuxIf)
@@ -239,9 +327,9 @@ func (e *evi) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr, las
 			r.anomaly("instance %d: unplug of %s %s on %q: last=%v but %d endpoints remain", e.id, mac, ip, port.LinuxIf, last, len(eps))
 		}
 		if len(eps) == 0 {
-			delete(s.Ports, port.LinuxIf)
+			delete(s.ports, port.LinuxIf)
 		} else {
-			s.Ports[port.LinuxIf] = eps
+			s.ports[port.LinuxIf] = eps
 		}
 	}
 	return nil
@@ -251,9 +339,9 @@ func (e *evi) Apply(changes []dataplane.EVIChange) error {
 	r := e.d.rec
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := Call{Op: "Apply", Instance: e.id}
+	c := Call{Op: "Apply", Instance: e.id, ChangeCount: len(changes)}
 	if !r.countOnly {
-		c.Changes = slices.Clone(changes)
+		c.Changes = slices.Clone(changes[:min(len(changes), MaxLoggedChanges)])
 	}
 	if err := r.record(c); err != nil {
 		return err
@@ -268,38 +356,39 @@ func (e *evi) Apply(changes []dataplane.EVIChange) error {
 		fe := FDBEntry{VTEP: ch.VTEP, VNI: ch.VNI}
 		switch ch.Kind {
 		case dataplane.AddRemoteMAC:
-			if s.FDB[ch.MAC] == fe {
+			i := r.intern(fe)
+			if cur, ok := s.fdb[ch.MAC]; ok && cur == i {
 				r.anomaly("instance %d: %s %s → %v: already there", e.id, ch.Kind, ch.MAC, fe)
 			}
-			s.FDB[ch.MAC] = fe
+			s.fdb[ch.MAC] = i
 		case dataplane.RemoveRemoteMAC:
 			// Only the entry pointing to this VTEP/VNI goes: after a
 			// make-before-break move the MAC already points elsewhere.
-			if cur, ok := s.FDB[ch.MAC]; ok && cur == fe {
-				delete(s.FDB, ch.MAC)
+			if cur, ok := s.fdb[ch.MAC]; ok && r.dests[cur] == fe {
+				delete(s.fdb, ch.MAC)
 			} else if !ok {
 				r.anomaly("instance %d: %s %s: no entry", e.id, ch.Kind, ch.MAC)
 			}
 		case dataplane.AddFlood:
-			if s.Flood[fe] {
+			if s.flood[fe] {
 				r.anomaly("instance %d: %s %v: already there", e.id, ch.Kind, fe)
 			}
-			s.Flood[fe] = true
+			s.flood[fe] = true
 		case dataplane.RemoveFlood:
-			if !s.Flood[fe] {
+			if !s.flood[fe] {
 				r.anomaly("instance %d: %s %v: no entry", e.id, ch.Kind, fe)
 			}
-			delete(s.Flood, fe)
+			delete(s.flood, fe)
 		case dataplane.AddRemoteIP:
-			if m, ok := s.Neigh[ch.IP]; ok && m == ch.MAC {
+			if m, ok := s.neigh(ch.IP); ok && m == ch.MAC {
 				r.anomaly("instance %d: %s %s → %s: already there", e.id, ch.Kind, ch.IP, ch.MAC)
 			}
-			s.Neigh[ch.IP] = ch.MAC
+			s.setNeigh(ch.IP, ch.MAC)
 		case dataplane.RemoveRemoteIP:
-			if m, ok := s.Neigh[ch.IP]; !ok {
+			if m, ok := s.neigh(ch.IP); !ok {
 				r.anomaly("instance %d: %s %s: no entry", e.id, ch.Kind, ch.IP)
 			} else if m == ch.MAC {
-				delete(s.Neigh, ch.IP)
+				s.deleteNeigh(ch.IP)
 			}
 		default:
 			return fmt.Errorf("dummy dataplane: unknown change kind %d", ch.Kind)
@@ -316,7 +405,7 @@ func (e *evi) SetGatewayPort(linuxIf string) error {
 		return err
 	}
 	if s := e.state(); s != nil {
-		s.Gateway = linuxIf
+		s.gateway = linuxIf
 	}
 	return nil
 }
@@ -329,7 +418,7 @@ func (e *evi) GatewayPortDown(linuxIf string) error {
 		return err
 	}
 	if s := e.state(); s != nil {
-		s.Gateway = ""
+		s.gateway = ""
 	}
 	return nil
 }
@@ -347,20 +436,19 @@ func (e *evi) Info() map[string]any {
 		return info
 	}
 	fdb := map[string]string{}
-	for mac, f := range s.FDB {
+	for mac, i := range s.fdb {
+		f := r.dests[i]
 		fdb[mac.String()] = fmt.Sprintf("%s/%d", f.VTEP, f.VNI)
 	}
 	flood := []string{}
-	for f := range s.Flood {
+	for f := range s.flood {
 		flood = append(flood, fmt.Sprintf("%s/%d", f.VTEP, f.VNI))
 	}
 	sort.Strings(flood)
 	neigh := map[string]string{}
-	for ip, mac := range s.Neigh {
-		neigh[ip.String()] = mac.String()
-	}
+	s.eachNeigh(func(ip netip.Addr, mac route.MAC) { neigh[ip.String()] = mac.String() })
 	ports := map[string][]string{}
-	for name, eps := range s.Ports {
+	for name, eps := range s.ports {
 		for _, ep := range eps {
 			x := ep.MAC.String()
 			if ep.IP.IsValid() {
@@ -385,11 +473,11 @@ func (e *evi) Close() error {
 	}
 	r.counters.Closed++
 	if s := e.state(); s != nil {
-		if s.Closed {
+		if s.closed {
 			return errClosed
 		}
-		s.Closed = true
-		s.FDB, s.Flood, s.Neigh, s.Ports = map[route.MAC]FDBEntry{}, map[FDBEntry]bool{}, map[netip.Addr]route.MAC{}, map[string][]Endpoint{}
+		s.closed = true
+		s.reset()
 	}
 	return nil
 }
