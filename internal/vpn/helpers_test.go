@@ -84,15 +84,24 @@ func (te *testEnv) detach(id string, mac route.MAC, ip string, port string) erro
 	return te.m.Detach(context.Background(), req)
 }
 
+// state returns the dummy E-VPN dataplane state of instance id.
 func (te *testEnv) state(id string) dummy.EVIState {
+	te.t.Helper()
+	return dpState(te, id, "dummy state", te.rec.State)
+}
+
+// dpState returns what the dummy driver recorded for instance id, read
+// with get (the State method of a dummy driver); what names it in
+// messages. The test fails if the instance or its state is missing.
+func dpState[S any](te *testEnv, id, what string, get func(instance uint32) (S, bool)) S {
 	te.t.Helper()
 	info, ok := te.m.Instance(id)
 	if !ok {
 		te.t.Fatalf("instance %s not found", id)
 	}
-	s, ok := te.rec.State(info.ID)
+	s, ok := get(info.ID)
 	if !ok {
-		te.t.Fatalf("no dummy state for instance %d", info.ID)
+		te.t.Fatalf("no %s for instance %d", what, info.ID)
 	}
 	return s
 }

@@ -94,17 +94,10 @@ func (ve *vrfEnv) ipDetach(id string, mac byte, ip string) error {
 	return ve.m.Detach(context.Background(), DetachRequest{Type: IPVPN, InstanceID: id, MAC: testMAC(mac), IP: p})
 }
 
+// vrfState returns the dummy IP VPN dataplane state of instance id.
 func (ve *vrfEnv) vrfState(id string) dummy.VRFState {
 	ve.t.Helper()
-	info, ok := ve.m.Instance(id)
-	if !ok {
-		ve.t.Fatalf("instance %s not found", id)
-	}
-	s, ok := ve.ipvpn.State(info.ID)
-	if !ok {
-		ve.t.Fatalf("no dummy VRF state for instance %d", info.ID)
-	}
-	return s
+	return dpState(ve.testEnv, id, "dummy VRF state", ve.ipvpn.State)
 }
 
 // vpnPeer is a fake BGP peer subscribed to VPNv4 and FlowSpec-VPN.
