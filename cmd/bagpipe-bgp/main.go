@@ -29,6 +29,7 @@ looking-glass) and programs the dataplane of the VPN instances it hosts.
 
 Usage:
   bagpipe-bgp [--config-file FILE] [--log-level LEVEL] [--log-format text|json]
+              [--pprof-addr HOST:PORT]
 
 Flags:
 `
@@ -87,6 +88,7 @@ func run(args []string, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "text", "log `format` on standard error: text or json")
 	debug := fs.Bool("debug", false, "same as --log-level debug")
 	version := fs.Bool("version", false, "print the version and exit")
+	pprofAddr := fs.String("pprof-addr", "", "serve Go runtime profiles (net/http/pprof: heap, allocs, goroutine, CPU profile) at http://`HOST:PORT`/debug/pprof/; off by default, unauthenticated: bind to loopback (e.g. 127.0.0.1:6060)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			usage(fs, os.Stdout)
@@ -160,6 +162,12 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *pprofAddr != "" {
+		if _, err := servePprof(ctx, *pprofAddr, log); err != nil {
+			fmt.Fprintf(stderr, "bagpipe-bgp: %v\n", err)
+			return 1
+		}
+	}
 	if err := d.Run(ctx); err != nil {
 		log.Error("bagpipe-bgp stopped on error", "component", "daemon", "err", err)
 		return 1
