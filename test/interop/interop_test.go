@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/bagpipe-go/bagpipe/internal/testenv"
 )
@@ -19,21 +20,8 @@ func TestGoBGPRouteReflector(t *testing.T) {
 		RouterID: addrRR, ListenAddr: addrRR, ListenPort: port,
 		Clients: []netip.Addr{addrA, addrB, addrC},
 	})
-	opts := nodeOpts{peers: []netip.Addr{addrRR}, bgpPort: port}
-	a := startNode(t, "A", addrA, opts)
-	b := startNode(t, "B", addrB, opts)
-	c := startNode(t, "C", addrC, opts)
-	for _, x := range []netip.Addr{addrA, addrB, addrC} {
-		rr.WaitEstablished(t, x, waitLong)
-	}
-	for _, n := range []*node{a, b, c} {
-		n.waitPeers(t, 1)
-		// RTC must be negotiated with gobgpd.
-		v, err := n.get("/looking-glass/bgp/peers/" + addrRR.String() + "/rtc/active")
-		if err != nil || v != true {
-			t.Fatalf("%s: RTC not active with gobgpd: %v %v", n.name, v, err)
-		}
-	}
+	// RTC must be negotiated with gobgpd.
+	a, b, c := startClients(t, rr, "gobgpd", port, true)
 	exchange(t, a, b, c, true)
 
 	// gobgpd's own view: it holds A's type-2 route with our RT and VXLAN encap.
@@ -60,21 +48,37 @@ func TestFRRRouteReflector(t *testing.T) {
 		RouterID: addrRR, ListenAddr: addrRR, ListenPort: port,
 		Clients: []netip.Addr{addrA, addrB, addrC},
 	})
+	// FRR lacks RFC 4684: RTC must not be active.
+	a, b, c := startClients(t, rr, "FRR", port, false)
+	exchange(t, a, b, c, false)
+}
+
+// reflector is a real route reflector daemon (testenv.GoBGP, testenv.FRR).
+type reflector interface {
+	WaitEstablished(t testing.TB, addr netip.Addr, timeout time.Duration)
+}
+
+// startClients starts nodes A, B and C as clients of rr (called name in
+// messages), listening on addrRR:port, waits until every session is up on
+// both sides, and checks that RT Constraint (RFC 4684) is active on each
+// node's session exactly when rtc is true.
+func startClients(t *testing.T, rr reflector, name string, port int, rtc bool) (a, b, c *node) {
+	t.Helper()
 	opts := nodeOpts{peers: []netip.Addr{addrRR}, bgpPort: port}
-	a := startNode(t, "A", addrA, opts)
-	b := startNode(t, "B", addrB, opts)
-	c := startNode(t, "C", addrC, opts)
+	a = startNode(t, "A", addrA, opts)
+	b = startNode(t, "B", addrB, opts)
+	c = startNode(t, "C", addrC, opts)
 	for _, x := range []netip.Addr{addrA, addrB, addrC} {
 		rr.WaitEstablished(t, x, waitLong)
 	}
 	for _, n := range []*node{a, b, c} {
 		n.waitPeers(t, 1)
 		v, err := n.get("/looking-glass/bgp/peers/" + addrRR.String() + "/rtc/active")
-		if err != nil || v != false {
-			t.Fatalf("%s: RTC should not be active with FRR (it lacks RFC 4684): %v %v", n.name, v, err)
+		if err != nil || v != rtc {
+			t.Fatalf("%s: RTC active is %v (err %v) on the session with %s, want %v", n.name, v, err, name, rtc)
 		}
 	}
-	exchange(t, a, b, c, false)
+	return a, b, c
 }
 
 // startFakeRR runs bagpipe-fakerr on addrRR:port.
