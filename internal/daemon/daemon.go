@@ -205,6 +205,7 @@ func (d *Daemon) RunWithListener(ctx context.Context, ln net.Listener) error {
 	errs := make(chan error, 2)
 	bgpCtx, stopBGP := context.WithCancel(ctx)
 	defer stopBGP()
+	go newMemoryPolicy(d.Log).run(bgpCtx)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()

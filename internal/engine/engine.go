@@ -11,8 +11,11 @@ import (
 	"github.com/bagpipe-go/bagpipe/internal/route"
 )
 
-// maxKeptQueue is the largest message buffer the loop keeps for reuse.
-const maxKeptQueue = 1 << 16
+// maxKeptQueue is the largest message buffer the loop keeps for reuse
+// (two buffers alternate). A burst of UPDATEs queues tens of thousands of
+// messages of about 130 bytes: keeping buffers that large after the burst
+// would hold megabytes for nothing, so only small ones are reused.
+const maxKeptQueue = 1 << 10
 
 // Engine runs a Table in one goroutine (Run). Its methods may be called
 // from any goroutine: they enqueue a message on an unbounded FIFO queue

@@ -1,0 +1,155 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// Memory policy of the daemon (issue 6: ≤ 300 bytes of RSS per imported
+// route). With the Go defaults a daemon holding a million routes keeps far
+// more memory than its live heap:
+//
+//   - GOGC=100 lets the heap grow to twice the live heap before the next
+//     collection, and bursts of UPDATEs produce that much garbage;
+//   - memory freed by the collector stays mapped: the background scavenger
+//     returns it to the OS slowly, and keeps about 10% above the heap goal.
+//
+// So the daemon (1) lowers the GC percent once the live heap is large
+// (headroom max(64 MiB, live/2): GOGC 100 up to 64 MiB of live heap, down
+// to 50 from 128 MiB), and (2) once the process goes idle after a burst of
+// allocation at least half the live heap (and at least 32 MiB), returns
+// the free heap to the OS at once (debug.FreeOSMemory: one collection,
+// then every free page released). An operator's GOGC or GOMEMLIMIT
+// environment variable turns (1) off.
+
+// Memory policy parameters.
+const (
+	memTick       = 50 * time.Millisecond
+	memIdleTicks  = 3       // idle for 150 ms…
+	memIdleAlloc  = 1 << 20 // …allocating less than 1 MiB per tick
+	memMinBurst   = 32 << 20
+	memMinHeadway = 64 << 20 // GC headroom kept for small heaps
+	memMinPercent = 50
+)
+
+// releasePolicy decides when to return memory to the OS. It is fed the
+// cumulative allocated bytes and the live heap once per tick; it has no
+// clock of its own, so tests drive it tick by tick.
+type releasePolicy struct {
+	started     bool
+	prevAlloc   uint64 // cumulative allocated bytes at the previous tick
+	lastRelease uint64 // cumulative allocated bytes after the last release
+	quiet       int    // consecutive idle ticks
+}
+
+// observe records one tick and reports whether to release memory now.
+func (p *releasePolicy) observe(allocated, live uint64) bool {
+	if !p.started {
+		p.started, p.prevAlloc, p.lastRelease = true, allocated, allocated
+		return false
+	}
+	if allocated-p.prevAlloc >= memIdleAlloc {
+		p.quiet = 0
+	} else {
+		p.quiet++
+	}
+	p.prevAlloc = allocated
+	return p.quiet >= memIdleTicks && allocated-p.lastRelease >= max(memMinBurst, live/2)
+}
+
+// released records that memory was released (allocated: the cumulative
+// allocated bytes after the release).
+func (p *releasePolicy) released(allocated uint64) {
+	p.prevAlloc, p.lastRelease, p.quiet = allocated, allocated, 0
+}
+
+// gcPercentFor is the GC percent for a live heap of live bytes: a
+// headroom of max(memMinHeadway, live/2), as a percentage of live, within
+// [memMinPercent, 100].
+func gcPercentFor(live uint64) int {
+	if live == 0 {
+		return 100
+	}
+	pct := int(max(memMinHeadway, live/2) * 100 / live)
+	return min(100, max(memMinPercent, pct))
+}
+
+// memoryPolicy runs the policy until ctx ends.
+type memoryPolicy struct {
+	log       *slog.Logger
+	adjustGC  bool
+	gcPercent int
+	samples   []metrics.Sample
+	policy    releasePolicy
+}
+
+func newMemoryPolicy(log *slog.Logger) *memoryPolicy {
+	_, gogc := os.LookupEnv("GOGC")
+	_, limit := os.LookupEnv("GOMEMLIMIT")
+	return &memoryPolicy{
+		log:       log.With("component", "memory"),
+		adjustGC:  !gogc && !limit,
+		gcPercent: 100,
+		samples: []metrics.Sample{
+			{Name: "/gc/heap/allocs:bytes"},
+			{Name: "/gc/heap/live:bytes"},
+			{Name: "/memory/classes/total:bytes"},
+			{Name: "/memory/classes/heap/released:bytes"},
+		},
+	}
+}
+
+// read returns the cumulative allocated bytes, the live heap and the
+// memory mapped by the runtime minus what was released to the OS (about
+// the Go part of the RSS).
+func (m *memoryPolicy) read() (allocated, live, retained uint64) {
+	metrics.Read(m.samples)
+	v := func(i int) uint64 {
+		if m.samples[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return m.samples[i].Value.Uint64()
+	}
+	return v(0), v(1), v(2) - v(3)
+}
+
+// run calls step every memTick until ctx ends.
+func (m *memoryPolicy) run(ctx context.Context) {
+	t := time.NewTicker(memTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.step()
+		}
+	}
+}
+
+// step is one tick of the policy: adjust the GC percent, and return
+// memory to the OS if the policy says so (it then reports true).
+func (m *memoryPolicy) step() bool {
+	allocated, live, retained := m.read()
+	if m.adjustGC {
+		if pct := gcPercentFor(live); pct != m.gcPercent && (pct-m.gcPercent >= 5 || m.gcPercent-pct >= 5 || pct == 100) {
+			debug.SetGCPercent(pct)
+			m.log.Debug("GC percent set", "percent", pct, "live_heap", live)
+			m.gcPercent = pct
+		}
+	}
+	if !m.policy.observe(allocated, live) {
+		return false
+	}
+	t0 := time.Now()
+	debug.FreeOSMemory()
+	after, live, retainedAfter := m.read()
+	m.policy.released(after)
+	m.log.Debug("idle after an allocation burst: memory returned to the OS",
+		"retained_before", retained, "retained_after", retainedAfter, "live_heap", live, "took", time.Since(t0))
+	return true
+}
