@@ -69,7 +69,7 @@ func (d *Decoder) parseEVPN(b []byte) (*route.Route, int, error) {
 	}
 	typ, v := b[0], b[2:2+int(b[1])]
 	n := 2 + len(v)
-	r := &route.Route{}
+	var r *route.Route
 	switch typ {
 	case route.EVPNMACIP:
 		// RD(8) ESI(10) ETag(4) MACLen(1) MAC(6) IPLen(1) IP(0/4/16)
@@ -89,7 +89,7 @@ func (d *Decoder) parseEVPN(b []byte) (*route.Route, int, error) {
 		k = append(k, v[23:29]...) // MAC
 		k = append(k, byte(ipLen))
 		k = append(k, v[30:30+ipLen]...)
-		r.Key = string(k)
+		r = route.NewWithKey(k)
 		d.key = k
 		lab := v[30+ipLen:]
 		r.Label = uint32(lab[0])<<16 | uint32(lab[1])<<8 | uint32(lab[2])
@@ -109,12 +109,12 @@ func (d *Decoder) parseEVPN(b []byte) (*route.Route, int, error) {
 		k = append(k, v[0:12]...)
 		k = append(k, v[12]/8)
 		k = append(k, v[13:]...)
-		r.Key = string(k)
+		r = route.NewWithKey(k)
 		d.key = k
 	default:
 		k := append(d.key[:0], typ)
 		k = append(k, v...)
-		r.Key = string(k)
+		r = route.NewWithKey(k)
 		d.key = k
 	}
 	return r, n, nil
@@ -162,7 +162,9 @@ func (d *Decoder) parseVPNv4(b []byte) (*route.Route, int, error) {
 	k = append(k, byte(plen))
 	k = append(k, a[:]...)
 	d.key = k
-	return &route.Route{Key: string(k), Label: first >> 4}, n, nil
+	r := route.NewWithKey(k)
+	r.Label = first >> 4
+	return r, n, nil
 }
 
 // parseRTC parses one Route Target membership NLRI (RFC 4684 §4): length in
