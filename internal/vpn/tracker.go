@@ -130,6 +130,7 @@ type tracker struct {
 	imports  []route.RT
 	macs     map[uint64]*route.Route // MACs with one route, by macKey
 	multi    map[uint64]*macMany     // MACs with several routes, by macKey
+	macsPeak int                     // high-water mark of len(macs) since it was last rebuilt
 	mcast    map[mcKey]*mcDest
 	flood    map[floodKey]int32
 	stats    trackerStats
@@ -239,6 +240,28 @@ func (t *tracker) entry(mk uint64) macRoutes {
 		}
 	}
 	return macRoutes{}
+}
+
+// minShrink is the smallest map high-water mark worth rebuilding for.
+const minShrink = 4096
+
+// shrunk returns m, or a copy of it sized for its entries when it holds
+// less than a quarter of its high-water mark *peak (Go maps never give back
+// the memory of deleted entries: after a withdrawal of a million routes
+// the table would stay sized for a million). The copies cost O(1)
+// amortized per deletion.
+func shrunk[K comparable, V any](m map[K]V, peak *int) map[K]V {
+	if n := len(m); n > *peak {
+		*peak = n
+	} else if *peak >= minShrink && n < *peak/4 {
+		c := make(map[K]V, n)
+		for k, v := range m {
+			c[k] = v
+		}
+		*peak = n
+		return c
+	}
+	return m
 }
 
 // store records e as the routes of the MAC with key mk, old being what
@@ -389,6 +412,7 @@ func (t *tracker) handleMACIP(ev *engine.Event, out []dataplane.EVIChange) []dat
 		t.stats.Type2Routes++
 	}
 	t.store(mk, orig, e)
+	t.macs = shrunk(t.macs, &t.macsPeak)
 	switch {
 	case e.empty() && !wasEmpty:
 		t.stats.MACs--

@@ -93,6 +93,29 @@ type eviState struct {
 	ports   map[string][]Endpoint    // by LocalPort.LinuxIf
 	gateway string
 	closed  bool
+	// High-water marks of fdb and neigh4 (see shrunk).
+	fdbPeak, neighPeak int
+}
+
+// minShrink is the smallest map high-water mark worth rebuilding for.
+const minShrink = 4096
+
+// shrunk returns m, or a copy of it sized for its entries when it holds
+// less than a quarter of its high-water mark *peak: Go maps never give back
+// the memory of deleted entries, and a withdrawal of a million routes
+// would leave the state sized for a million.
+func shrunk[K comparable, V any](m map[K]V, peak *int) map[K]V {
+	if n := len(m); n > *peak {
+		*peak = n
+	} else if *peak >= minShrink && n < *peak/4 {
+		c := make(map[K]V, n)
+		for k, v := range m {
+			c[k] = v
+		}
+		*peak = n
+		return c
+	}
+	return m
 }
 
 func newEVIState(cfg dataplane.EVIConfig) *eviState {
@@ -106,6 +129,7 @@ func (s *eviState) reset() {
 	s.fdb, s.flood = map[route.MAC]uint32{}, map[FDBEntry]bool{}
 	s.neigh4, s.neigh6 = map[[4]byte]route.MAC{}, map[netip.Addr]route.MAC{}
 	s.ports = map[string][]Endpoint{}
+	s.fdbPeak, s.neighPeak = 0, 0
 }
 
 func (s *eviState) neigh(ip netip.Addr) (route.MAC, bool) {
@@ -394,6 +418,8 @@ func (e *evi) Apply(changes []dataplane.EVIChange) error {
 			return fmt.Errorf("dummy dataplane: unknown change kind %d", ch.Kind)
 		}
 	}
+	s.fdb = shrunk(s.fdb, &s.fdbPeak)
+	s.neigh4 = shrunk(s.neigh4, &s.neighPeak)
 	return nil
 }
 

@@ -102,3 +102,44 @@ func TestCompactStateRoundTrip(t *testing.T) {
 		t.Fatalf("state after close %+v", s)
 	}
 }
+
+// TestStateShrinksAfterRemovals: after most entries are removed the fdb
+// and neighbour maps are rebuilt for what is left, which reads back intact.
+func TestStateShrinksAfterRemovals(t *testing.T) {
+	const n, left = 3 * minShrink, 10
+	d := New(Options{Log: quiet})
+	dp, _ := d.NewEVI(dataplane.EVIConfig{InstanceID: 1})
+	vtep := netip.MustParseAddr("10.0.0.2")
+	var add, remove []dataplane.EVIChange
+	for i := range n {
+		m := route.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}
+		ip := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})
+		add = append(add, dataplane.EVIChange{Kind: dataplane.AddRemoteMAC, MAC: m, VTEP: vtep, VNI: 100},
+			dataplane.EVIChange{Kind: dataplane.AddRemoteIP, MAC: m, IP: ip})
+		if i >= left {
+			remove = append(remove, dataplane.EVIChange{Kind: dataplane.RemoveRemoteIP, MAC: m, IP: ip},
+				dataplane.EVIChange{Kind: dataplane.RemoveRemoteMAC, MAC: m, VTEP: vtep, VNI: 100})
+		}
+	}
+	if err := dp.Apply(add); err != nil {
+		t.Fatal(err)
+	}
+	st := d.Recorder().states[1]
+	if st.fdbPeak != n || st.neighPeak != n {
+		t.Fatalf("high-water marks %d and %d after %d additions", st.fdbPeak, st.neighPeak, n)
+	}
+	if err := dp.Apply(remove); err != nil {
+		t.Fatal(err)
+	}
+	if st.fdbPeak != left || st.neighPeak != left {
+		t.Fatalf("maps not rebuilt: high-water marks %d and %d with %d entries left", st.fdbPeak, st.neighPeak, left)
+	}
+	s, _ := d.Recorder().State(1)
+	if len(s.FDB) != left || len(s.Neigh) != left || s.FDB[route.MAC{2, 0, 0, 0, 0, left - 1}] != (FDBEntry{vtep, 100}) ||
+		s.Neigh[netip.AddrFrom4([4]byte{10, 1, 0, left - 1})] != (route.MAC{2, 0, 0, 0, 0, left - 1}) {
+		t.Fatalf("state after removals: %d fdb entries, %d neighbours", len(s.FDB), len(s.Neigh))
+	}
+	if a := d.Recorder().Anomalies(); len(a) != 0 {
+		t.Fatalf("anomalies %v", a)
+	}
+}
