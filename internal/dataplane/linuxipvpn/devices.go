@@ -309,3 +309,23 @@ func (d *Driver) restoreLocalRule() error {
 	}
 	return nil
 }
+
+// dropRule drops the traffic received on the VXLAN device that no "tun_id
+// <label>" rule delivered: its VNI is no local endpoint's label.
+var dropRule = rule{Pref: prefDrop, Iif: DeviceName, Action: frActBlackhole}
+
+// ensureDropRule adds dropRule (ours: protocol rtProto) unless present.
+func (d *Driver) ensureDropRule() error {
+	if err := d.raw.ruleAdd(dropRule, rtProto); err != nil {
+		return fmt.Errorf("linux IP VPN driver: adding the rule %s: %w", dropRule, err)
+	}
+	return nil
+}
+
+// removeDropRule deletes dropRule if present.
+func (d *Driver) removeDropRule() error {
+	if err := d.raw.ruleDel(dropRule, rtProto); err != nil {
+		return fmt.Errorf("deleting the rule %s: %w", dropRule, err)
+	}
+	return nil
+}

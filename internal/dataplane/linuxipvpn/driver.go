@@ -28,23 +28,45 @@
 //     02:00:5e:00:43:64: the receiving VXLAN driver drops frames whose
 //     source MAC is its own MAC as loops, so we must not send from a
 //     device whose MAC is GATEWAY_MAC (see TXMAC);
-//   - received traffic is demultiplexed by VNI: "ip rule tun_id <label>
-//     lookup <table>" (pref 1000) for every local label (upstream labels are
-//     per MAC: one rule per label in use);
+//   - received traffic is delivered by VNI (= the MPLS label of the
+//     route) straight to the endpoint the label was allocated for, as
+//     upstream's MPLS route "<label> via inet <ip> dev <port>" and the ovs
+//     driver's encap-in flows do: "ip rule tun_id <label> lookup <label
+//     table>" (pref 1000), the label table (Options.TableBase + TableSpan +
+//     label, see Driver.LabelTable) holding only "default via <endpoint>
+//     dev <port> onlink" (the endpoint address of a /32, or the link-local
+//     neighAddr of a prefix endpoint: both have a permanent neighbour to
+//     the endpoint's MAC). The VRF table is not consulted, so traffic
+//     steered to a port by its label reaches it whatever its destination:
+//     a service VM readvertising other VPNs' prefixes with its port's
+//     label (readvertise, attract_traffic, reference §5.6–5.7) receives
+//     them although its VRF does not route them. Labels are per MAC in a
+//     VRF (reference §5.4): the endpoints of one MAC share a label, which
+//     delivers to one of them (a /32 first, then the lowest prefix), all
+//     resolving to the same MAC;
+//   - "iif bagpipe-vx blackhole" (pref 1001) drops what arrives with a VNI
+//     that is no local endpoint's label (a stale label, or the label of a
+//     redirect VRF, which has no endpoint and advertises none), as the ovs
+//     driver's encap-in table misses do, instead of letting the host's
+//     local and main tables route it;
 //   - a next hop that is this node (two VRFs of one node importing each
 //     other's routes) goes "via 169.254.0.1 onlink" on bagpipe-vx-tx: the
 //     packet is encapsulated to our own address and comes back through the
-//     VXLAN socket to the other VRF's tun_id rule;
+//     VXLAN socket to the tun_id rule of the other VRF's endpoint label;
 //   - FlowSpec redirects are rules (pref 900) matching the VRF's ports
-//     plus the classifier, looking up the redirect VRF's table; the
-//     fallback is not supported (as upstream's non-OVS drivers).
+//     plus the classifier, looking up the redirect VRF's table, whose
+//     default route (advertised by the attracting VRF) carries the service
+//     VM port's label: its node delivers by that label. A redirect VRF has
+//     no endpoint, hence no label and no tun_id rule. The fallback is not
+//     supported (as upstream's non-OVS drivers).
 //
 // Ownership: both devices carry the alias "bagpipe-ipvpn"; rules carry
 // FRA_PROTOCOL 19 (the protocol number upstream gave its routes) and our
-// preferences; the tables from TableBase to TableBase+TableSpan-1 are
-// ours entirely. A later run adopts what it finds (no flap: the routes stay
-// in place while instances re-plug and re-apply) and removes what no
-// instance claims when Options.AdoptGrace ends.
+// preferences; the tables from TableBase to TableBase+TableSpan-1 (VRF
+// tables) and from TableBase+TableSpan to TableBase+TableSpan+LabelSpan-1
+// (label tables) are ours entirely. A later run adopts what it finds (no
+// flap: the routes stay in place while instances re-plug and re-apply)
+// and removes what no instance claims when Options.AdoptGrace ends.
 //
 // Reverse-path filtering checks sources with a main-table lookup that the
 // iif rules do not affect: with net.ipv4.conf.all.rp_filter = 1 VRF
@@ -87,8 +109,12 @@ const (
 	DefaultTableBase         = 1000
 	DefaultReconcileInterval = 30 * time.Second
 	DefaultAdoptGrace        = 5 * time.Minute
-	// TableSpan is the number of tables from TableBase that are ours.
+	// TableSpan is the number of VRF tables from TableBase.
 	TableSpan = 1 << 16
+	// LabelSpan is the number of label tables, from TableBase+TableSpan:
+	// one per possible local label (a 20-bit MPLS label, the range of the
+	// VPN layer's label allocator).
+	LabelSpan = 1 << 20
 	// DeviceName is the collect_md VXLAN device.
 	DeviceName = "bagpipe-vx"
 	// TXDeviceName is the macvlan on DeviceName that remote routes use.
@@ -115,11 +141,16 @@ var TXMAC = net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x43, 0x64}
 const (
 	prefClassifier = 900
 	prefVRF        = 1000
+	prefDrop       = 1001
 	prefLocal      = 32765
 	rtProto        = 19
 )
 
 const dumpRetries = 5
+
+// maxTableBase is the largest TableBase: our tables must fit in the
+// kernel's 31-bit table numbers.
+const maxTableBase = 1<<31 - TableSpan - LabelSpan
 
 // Options configures a Driver.
 type Options struct {
@@ -130,8 +161,8 @@ type Options struct {
 	// DRIVER_IPVPN] vxlan_dst_port); 0: DefaultVXLANPort. It must differ
 	// from the E-VPN linux driver's when both run in one namespace.
 	VXLANPort int
-	// TableBase: a VRF uses table TableBase + instance id; 0:
-	// DefaultTableBase.
+	// TableBase: a VRF uses table TableBase + instance id, a local label
+	// table TableBase + TableSpan + label; 0: DefaultTableBase.
 	TableBase int
 	// NetNS is the network namespace: "" for the current one, a name under
 	// /var/run/netns, or a path (contains a "/").
@@ -157,8 +188,8 @@ func OptionsFromConfig(o Options, opts map[string]string) (Options, error) {
 	}
 	if v, ok := opts["table_base"]; ok && v != "" {
 		p, err := strconv.Atoi(v)
-		if err != nil || p < 256 || p > 1<<31-TableSpan {
-			return o, fmt.Errorf("table_base = %q: expected a table number from 256 to %d", v, 1<<31-TableSpan)
+		if err != nil || p < 256 || p > maxTableBase {
+			return o, fmt.Errorf("table_base = %q: expected a table number from 256 to %d", v, maxTableBase)
 		}
 		o.TableBase = p
 	}
@@ -192,8 +223,8 @@ var _ dataplane.IPVPNDriver = (*Driver)(nil)
 
 // New opens the netlink sockets in the namespace, enables IPv4
 // forwarding, creates (or adopts) the VXLAN device, moves the local-table
-// rule after the VPN rules, inventories the state an earlier run left and
-// starts the reconcile loop.
+// rule after the VPN rules, adds the drop rule for unknown labels,
+// inventories the state an earlier run left and starts the reconcile loop.
 func New(opts Options) (*Driver, error) {
 	d, err := open(opts)
 	if err != nil {
@@ -219,8 +250,8 @@ func open(opts Options) (*Driver, error) {
 	if opts.TableBase == 0 {
 		opts.TableBase = DefaultTableBase
 	}
-	if opts.TableBase < 256 || opts.TableBase > 1<<31-TableSpan {
-		return nil, fmt.Errorf("linux IP VPN driver: table base %d out of range 256..%d", opts.TableBase, 1<<31-TableSpan)
+	if opts.TableBase < 256 || opts.TableBase > maxTableBase {
+		return nil, fmt.Errorf("linux IP VPN driver: table base %d out of range 256..%d; set table_base in [DATAPLANE_DRIVER_IPVPN]", opts.TableBase, maxTableBase)
 	}
 	if opts.LocalAddress.IsValid() && !opts.LocalAddress.Unmap().Is4() {
 		return nil, fmt.Errorf("linux IP VPN driver: dataplane_local_address %s is not IPv4 (VXLAN over IPv6 is not supported)", opts.LocalAddress)
@@ -269,6 +300,9 @@ func (d *Driver) init() error {
 	if err := d.moveLocalRule(); err != nil {
 		return err
 	}
+	if err := d.ensureDropRule(); err != nil {
+		return err
+	}
 	tables, err := d.ownedTables()
 	if err != nil {
 		return err
@@ -282,9 +316,14 @@ func (d *Driver) init() error {
 	return nil
 }
 
-// ours reports whether table t is in our range.
+// ours reports whether table t is in our range (VRF or label table).
 func (d *Driver) ours(t int) bool {
-	return t >= d.opts.TableBase && t < d.opts.TableBase+TableSpan
+	return t >= d.opts.TableBase && t < d.opts.TableBase+TableSpan+LabelSpan
+}
+
+// isLabelTable reports whether table t is a label table.
+func (d *Driver) isLabelTable(t int) bool {
+	return t >= d.opts.TableBase+TableSpan && t < d.opts.TableBase+TableSpan+LabelSpan
 }
 
 // ownedRule reports whether a dumped rule is one of ours (not the moved
@@ -335,6 +374,12 @@ func (d *Driver) Handle() *netlink.Handle { return d.h }
 
 // Table returns the routing table of an instance id.
 func (d *Driver) Table(instanceID uint32) int { return d.opts.TableBase + int(instanceID) }
+
+// LabelTable returns the routing table that delivers the traffic received
+// with a local label (label < LabelSpan) to its endpoint.
+func (d *Driver) LabelTable(label uint32) int {
+	return d.opts.TableBase + TableSpan + int(label)
+}
 
 // localGateway is the gateway of routes whose next hop is this node: a
 // local address is refused as a gateway ("invalid gateway"), so those
@@ -390,8 +435,9 @@ func (d *Driver) setPENeigh(vx int, pe netip.Addr) error {
 func (d *Driver) ResetState() error { return d.removeUnclaimed(false) }
 
 // Cleanup removes every object a linux IP VPN driver owns in a network
-// namespace ("" for the current one): our rules, routes, VXLAN device and
-// the moved local-table rule (bagpipe-bgp-cleanup).
+// namespace ("" for the current one): our rules (the drop rule included),
+// routes, VXLAN device and the moved local-table rule
+// (bagpipe-bgp-cleanup).
 func Cleanup(ns string) error {
 	d, err := open(Options{NetNS: ns, AdoptGrace: -1, ReconcileInterval: -1})
 	if err != nil {
@@ -407,7 +453,7 @@ func Cleanup(ns string) error {
 			}
 		}
 	}
-	errs = append(errs, d.restoreLocalRule())
+	errs = append(errs, d.restoreLocalRule(), d.removeDropRule())
 	return errors.Join(errs...)
 }
 
@@ -461,6 +507,7 @@ func (d *Driver) Info() map[string]any {
 		"device":            DeviceName,
 		"tx_device":         TXDeviceName,
 		"table_base":        d.opts.TableBase,
+		"label_table_base":  d.opts.TableBase + TableSpan,
 		"tables":            tables,
 		"remote_pes":        len(d.peRefs),
 		"awaiting_adoption": len(d.inventory),

@@ -40,8 +40,8 @@ func TestDriverInitAndCleanup(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "1" {
 		t.Errorf("ip_forward in the namespace = %q (%v), want 1", out, err)
 	}
-	if got := kernelRules(t, d); !slices.Equal(got, []string{"32765: lookup 255"}) {
-		t.Errorf("our rules %q, want the moved local rule only", got)
+	if got := kernelRules(t, d); !slices.Equal(got, baseRules) {
+		t.Errorf("our rules %q, want the drop rule and the moved local rule only", got)
 	}
 	if hasLocalRuleAt(t, d, 0) {
 		t.Error("the pref 0 local rule is still there")
@@ -69,7 +69,25 @@ func TestDriverInitAndCleanup(t *testing.T) {
 	if hasLocalRuleAt(t, d, prefLocal) {
 		t.Error("Cleanup left the moved local rule")
 	}
+	_, raw, err := openSockets(ns.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.close()
+	rules, err := raw.rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if r.Protocol == rtProto {
+			t.Errorf("Cleanup left our rule %s", r.rule)
+		}
+	}
 }
+
+// baseRules are the driver's rules without any VRF: the drop rule for
+// unknown labels and the moved local-table rule.
+var baseRules = []string{"1001: iif bagpipe-vx blackhole", "32765: lookup 255"}
 
 // hasLocalRuleAt uses the raw socket of d, which survives nothing but the
 // namespace; open a fresh one instead when d is closed.
@@ -130,9 +148,17 @@ func TestVRFStateAndClose(t *testing.T) {
 		t.Error("Plug did not bring the port up")
 	}
 	vxIdx := link(t, ns, TXDeviceName).Attrs().Index
-	wantRules := []string{"1000: iif tap-a lookup 1001", "1000: tun_id 300 lookup 1001", "32765: lookup 255"}
+	// Label 300 is delivered by table 1000 + 65536 + 300.
+	wantRules := []string{"1000: iif tap-a lookup 1001", "1000: tun_id 300 lookup 66836", "1001: iif bagpipe-vx blackhole", "32765: lookup 255"}
 	if got := kernelRules(t, d); !slices.Equal(got, wantRules) {
 		t.Errorf("rules\n got %q\nwant %q", got, wantRules)
+	}
+	if lt := d.LabelTable(300); lt != 66836 {
+		t.Errorf("LabelTable(300) = %d, want 66836", lt)
+	}
+	wantLabel := map[string]string{"0.0.0.0/0": "table 66836 0.0.0.0/0 type 1 [" + itoa(tap.Attrs().Index) + " 10.1.1.10 0 invalid IP]"}
+	if got := tableRoutes(t, d, 66836); !mapsEqual(got, wantLabel) {
+		t.Errorf("label table 66836\n got %v\nwant %v", got, wantLabel)
 	}
 	want := map[string]string{
 		"0.0.0.0/0":    "table 1001 0.0.0.0/0 type 7",
@@ -150,7 +176,8 @@ func TestVRFStateAndClose(t *testing.T) {
 		t.Errorf("%s neighbours %v, want 10.98.0.2 → GATEWAY_MAC", DeviceName, got)
 	}
 	info := v.Info()
-	if info["table"] != 1001 || info["routes"] != 1 || len(info["rules"].([]string)) != 2 {
+	if lt, _ := info["label_tables"].(map[uint32]int); info["table"] != 1001 || info["routes"] != 1 || len(info["rules"].([]string)) != 2 ||
+		len(lt) != 1 || lt[300] != 66836 {
 		t.Errorf("Info %v", info)
 	}
 
@@ -158,8 +185,11 @@ func TestVRFStateAndClose(t *testing.T) {
 	if err := v.Unplug(port("tap-a"), mac("02:00:00:00:00:0a"), pfx("10.1.1.10/32"), 300, dataplane.DirectionBoth, true); err != nil {
 		t.Fatal(err)
 	}
-	if got := kernelRules(t, d); !slices.Equal(got, []string{"32765: lookup 255"}) {
+	if got := kernelRules(t, d); !slices.Equal(got, baseRules) {
 		t.Errorf("rules after unplug %q", got)
+	}
+	if got := tableRoutes(t, d, 66836); len(got) != 0 {
+		t.Errorf("label table after unplug %v", got)
 	}
 	if got := tableRoutes(t, d, 1001); got["10.1.1.10/32"] != "" || len(got) != 3 {
 		t.Errorf("table after unplug %v", got)
@@ -174,8 +204,11 @@ func TestVRFStateAndClose(t *testing.T) {
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := kernelRules(t, d); !slices.Equal(got, []string{"32765: lookup 255"}) {
+	if got := kernelRules(t, d); !slices.Equal(got, baseRules) {
 		t.Errorf("rules after Close %q", got)
+	}
+	if got := tableRoutes(t, d, 66836); len(got) != 0 {
+		t.Errorf("label table after Close %v", got)
 	}
 	if got := tableRoutes(t, d, 1001); len(got) != 0 {
 		t.Errorf("table after Close %v", got)
@@ -204,7 +237,7 @@ func TestDirections(t *testing.T) {
 	if err := v.Plug(port("tap-b"), mac("02:00:00:00:00:0b"), pfx("10.1.1.11/32"), 301, dataplane.DirectionFromPort); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"1000: iif tap-b lookup 1002", "1000: tun_id 300 lookup 1002", "32765: lookup 255"}
+	want := []string{"1000: iif tap-b lookup 1002", "1000: tun_id 300 lookup 66836", "1001: iif bagpipe-vx blackhole", "32765: lookup 255"}
 	if got := kernelRules(t, d); !slices.Equal(got, want) {
 		t.Errorf("rules\n got %q\nwant %q", got, want)
 	}
@@ -332,13 +365,18 @@ func TestReconcileRepairs(t *testing.T) {
 	}
 	apply(t, v, addRoute("10.2.2.0/24", "10.98.0.2", 400))
 	before := tableRoutes(t, d, 1005)
+	labelBefore := tableRoutes(t, d, 66836)
 	rulesBefore := kernelRules(t, d)
 	tapNeigh := neighbours(t, ns, "tap-a")
 
-	// Break things by hand: a route, a rule, both neighbours; add a stray route.
+	// Break things by hand: a route, a rule, the label delivery, the drop
+	// rule, both neighbours; add stray routes.
 	for _, args := range [][]string{
 		{"route", "del", "10.2.2.0/24", "table", "1005"},
 		{"rule", "del", "pref", "1000", "tun_id", "300"},
+		{"route", "del", "default", "table", "66836"},
+		{"route", "add", "10.67.0.0/16", "dev", "tap-a", "table", "66836"},
+		{"rule", "del", "pref", "1001"},
 		{"neigh", "del", "10.1.1.10", "dev", "tap-a"},
 		{"neigh", "del", "10.98.0.2", "dev", TXDeviceName},
 		{"route", "add", "10.66.0.0/16", "dev", "tap-a", "table", "1005"},
@@ -356,14 +394,17 @@ func TestReconcileRepairs(t *testing.T) {
 	if got := kernelRules(t, d); !slices.Equal(got, rulesBefore) {
 		t.Errorf("rules after reconcile %q, want %q", got, rulesBefore)
 	}
+	if got := tableRoutes(t, d, 66836); len(labelBefore) != 1 || !mapsEqual(got, labelBefore) {
+		t.Errorf("label table after reconcile\n got %v\nwant %v", got, labelBefore)
+	}
 	if got := neighbours(t, ns, "tap-a"); !mapsEqual(got, tapNeigh) {
 		t.Errorf("port neighbours after reconcile %v, want %v", got, tapNeigh)
 	}
 	if got := neighbours(t, ns, TXDeviceName); got["10.98.0.2"] != "00:00:5e:00:43:64" {
 		t.Errorf("PE neighbour not restored: %v", got)
 	}
-	if d.Repairs() < 5 {
-		t.Errorf("Repairs() = %d, want ≥ 5", d.Repairs())
+	if d.Repairs() < 7 {
+		t.Errorf("Repairs() = %d, want ≥ 7", d.Repairs())
 	}
 
 	// The port recreated under the same name (new index): its route,
@@ -378,6 +419,9 @@ func TestReconcileRepairs(t *testing.T) {
 	idx := itoa(link(t, ns, "tap-a").Attrs().Index)
 	if got := tableRoutes(t, d, 1005)["10.1.1.10/32"]; got != "table 1005 10.1.1.10/32 type 1 ["+idx+" invalid IP 0 invalid IP]" {
 		t.Errorf("endpoint route after the port was recreated: %q", got)
+	}
+	if got := tableRoutes(t, d, 66836)["0.0.0.0/0"]; got != "table 66836 0.0.0.0/0 type 1 ["+idx+" 10.1.1.10 0 invalid IP]" {
+		t.Errorf("label delivery after the port was recreated: %q", got)
 	}
 	if got := neighbours(t, ns, "tap-a"); !mapsEqual(got, tapNeigh) {
 		t.Errorf("port neighbours after the port was recreated %v, want %v", got, tapNeigh)
@@ -407,10 +451,19 @@ func TestAdoptionAndResetState(t *testing.T) {
 	if err := v1.Plug(port("tap-a"), mac("02:00:00:00:00:0a"), pfx("10.1.1.10/32"), 300, dataplane.DirectionBoth); err != nil {
 		t.Fatal(err)
 	}
+	// A second MAC on the port, with its own label 302, is not plugged
+	// again after the restart.
+	if err := v1.Plug(port("tap-a"), mac("02:00:00:00:00:0b"), pfx("10.1.1.11/32"), 302, dataplane.DirectionBoth); err != nil {
+		t.Fatal(err)
+	}
 	apply(t, v1, addRoute("10.2.2.0/24", "10.98.0.2", 400), addRoute("10.3.3.0/24", "10.98.0.3", 401))
 	stale := newVRF(t, d1, 8, "10.8.8.1") // nobody claims it after the restart
 	apply(t, stale, addRoute("10.8.0.0/16", "10.98.0.2", 800))
 	before := tableRoutes(t, d1, 1006)
+	label300, label302 := tableRoutes(t, d1, 66836), tableRoutes(t, d1, 66838)
+	if len(label300) != 1 || len(label302) != 1 {
+		t.Fatalf("label tables before the restart: %v, %v; want a default route each", label300, label302)
+	}
 	d1.Close()
 
 	// Restart: routes survive the driver and the new one keeps them while
@@ -421,6 +474,9 @@ func TestAdoptionAndResetState(t *testing.T) {
 	}
 	if got := tableRoutes(t, d2, 1006); !mapsEqual(got, before) {
 		t.Fatalf("ResetState during the grace touched an adoptable table\n got %v\nwant %v", got, before)
+	}
+	if got := tableRoutes(t, d2, 66838); !mapsEqual(got, label302) {
+		t.Fatalf("ResetState during the grace touched an adoptable label table\n got %v\nwant %v", got, label302)
 	}
 	v2 := newVRF(t, d2, 6, "10.1.1.1")
 	if !v2.adopted {
@@ -433,8 +489,15 @@ func TestAdoptionAndResetState(t *testing.T) {
 	if err := d2.Reconcile(); err != nil {
 		t.Fatal(err)
 	}
+	// 10.1.1.11 was not plugged again: its route is kept during the grace.
 	if got := tableRoutes(t, d2, 1006); !mapsEqual(got, before) {
 		t.Fatalf("reconcile during the grace dropped adopted routes\n got %v\nwant %v", got, before)
+	}
+	if got := tableRoutes(t, d2, 66836); !mapsEqual(got, label300) {
+		t.Fatalf("the re-plugged label's table\n got %v\nwant %v", got, label300)
+	}
+	if got := tableRoutes(t, d2, 66838); !mapsEqual(got, label302) {
+		t.Fatalf("reconcile during the grace dropped an adoptable label table\n got %v\nwant %v", got, label302)
 	}
 	if got := tableRoutes(t, d2, 1008); len(got) == 0 {
 		t.Fatal("the unclaimed table went before the grace ended")
@@ -449,10 +512,16 @@ func TestAdoptionAndResetState(t *testing.T) {
 	if got := tableRoutes(t, d2, 1008); len(got) != 0 {
 		t.Errorf("unclaimed table 1008 kept after the grace: %v", got)
 	}
+	if got := tableRoutes(t, d2, 66838); len(got) != 0 {
+		t.Errorf("unclaimed label table 66838 kept after the grace: %v", got)
+	}
+	if got := tableRoutes(t, d2, 66836); !mapsEqual(got, label300) {
+		t.Errorf("claimed label table after the grace\n got %v\nwant %v", got, label300)
+	}
 	if got := neighbours(t, ns, TXDeviceName); len(got) != 1 || got["10.98.0.2"] == "" {
 		t.Errorf("PE neighbours after the grace %v, want only 10.98.0.2", got)
 	}
-	wantRules := []string{"1000: iif tap-a lookup 1006", "1000: tun_id 300 lookup 1006", "32765: lookup 255"}
+	wantRules := []string{"1000: iif tap-a lookup 1006", "1000: tun_id 300 lookup 66836", "1001: iif bagpipe-vx blackhole", "32765: lookup 255"}
 	if got := kernelRules(t, d2); !slices.Equal(got, wantRules) {
 		t.Errorf("rules %q, want %q", got, wantRules)
 	}
@@ -466,7 +535,10 @@ func TestAdoptionAndResetState(t *testing.T) {
 	if got := tableRoutes(t, d3, 1006); len(got) != 0 {
 		t.Errorf("ResetState without grace kept %v", got)
 	}
-	if got := kernelRules(t, d3); !slices.Equal(got, []string{"32765: lookup 255"}) {
+	if got := tableRoutes(t, d3, 66836); len(got) != 0 {
+		t.Errorf("ResetState without grace kept the label table %v", got)
+	}
+	if got := kernelRules(t, d3); !slices.Equal(got, baseRules) {
 		t.Errorf("ResetState without grace kept rules %q", got)
 	}
 	if got := neighbours(t, ns, "tap-a"); len(got) != 0 {

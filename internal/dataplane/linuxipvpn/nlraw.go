@@ -24,10 +24,11 @@ import (
 // Kernel constants not exported by x/sys/unix or the library
 // (include/uapi/linux/lwtunnel.h, fib_rules.h).
 const (
-	lwtunnelIPID  = 1 // LWTUNNEL_IP_ID, be64
-	lwtunnelIPDst = 2 // LWTUNNEL_IP_DST, in_addr
-	frActToTbl    = 1 // FR_ACT_TO_TBL
-	rtTableLocal  = unix.RT_TABLE_LOCAL
+	lwtunnelIPID   = 1 // LWTUNNEL_IP_ID, be64
+	lwtunnelIPDst  = 2 // LWTUNNEL_IP_DST, in_addr
+	frActToTbl     = 1 // FR_ACT_TO_TBL
+	frActBlackhole = 6 // FR_ACT_BLACKHOLE
+	rtTableLocal   = unix.RT_TABLE_LOCAL
 )
 
 // ipEncap is the lwtunnel "encap ip id <ID> dst <Dst>" of a route: with a
@@ -88,7 +89,8 @@ func (e *ipEncap) Equal(x netlink.Encap) bool {
 // map. Only the selectors this driver uses are represented.
 type rule struct {
 	Pref    int
-	Table   int
+	Table   int   // 0 with Action FR_ACT_BLACKHOLE
+	Action  uint8 // 0: FR_ACT_TO_TBL (lookup Table); frActBlackhole
 	Iif     string
 	TunID   uint64 // 0: none
 	IPProto uint8
@@ -122,6 +124,10 @@ func (r rule) String() string {
 	if r.Dport != [2]uint16{} {
 		fmt.Fprintf(&b, " dport %d-%d", r.Dport[0], r.Dport[1])
 	}
+	if r.Action == frActBlackhole {
+		b.WriteString(" blackhole")
+		return b.String()
+	}
 	fmt.Fprintf(&b, " lookup %d", r.Table)
 	return b.String()
 }
@@ -138,6 +144,9 @@ type kernelRule struct {
 func ruleMsg(typ uint16, flags int, r rule, proto uint8) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(int(typ), flags|unix.NLM_F_ACK)
 	msg := &nl.RtMsg{RtMsg: unix.RtMsg{Family: unix.AF_INET, Table: unix.RT_TABLE_UNSPEC, Type: frActToTbl}}
+	if r.Action != 0 {
+		msg.Type = r.Action
+	}
 	if r.Table < 256 {
 		msg.Table = uint8(r.Table)
 	}
@@ -159,7 +168,9 @@ func ruleMsg(typ uint16, flags int, r rule, proto uint8) *nl.NetlinkRequest {
 		req.AddData(nl.NewRtAttr(nl.FRA_SRC, a[:]))
 	}
 	req.AddData(nl.NewRtAttr(nl.FRA_PRIORITY, u32(uint32(r.Pref))))
-	req.AddData(nl.NewRtAttr(nl.FRA_TABLE, u32(uint32(r.Table))))
+	if r.Action == 0 {
+		req.AddData(nl.NewRtAttr(nl.FRA_TABLE, u32(uint32(r.Table))))
+	}
 	if r.Iif != "" {
 		req.AddData(nl.NewRtAttr(nl.FRA_IIFNAME, append([]byte(r.Iif), 0)))
 	}
@@ -269,7 +280,10 @@ func (c *rawConn) rules() ([]kernelRule, error) {
 		}
 		ne := nl.NativeEndian()
 		kr := kernelRule{rule: rule{Table: int(msg.Table)}}
-		kr.Other = msg.Type != frActToTbl || msg.Tos != 0 || msg.Flags != 0
+		if msg.Type == frActBlackhole {
+			kr.Action = frActBlackhole
+		}
+		kr.Other = (msg.Type != frActToTbl && msg.Type != frActBlackhole) || msg.Tos != 0 || msg.Flags != 0
 		for _, a := range attrs {
 			v := a.Value
 			switch a.Attr.Type {

@@ -65,6 +65,11 @@ func TestRuleMsg(t *testing.T) {
 			"0500 1600 | 06 000000" + // FRA_IP_PROTO (22): u8 6
 			"0800 1800 | 5000 5a00" + // FRA_DPORT_RANGE (24): 80-90
 			"0500 1500 | 13 000000"}, // FRA_PROTOCOL
+		{"drop", dropRule, "" +
+			"02 00 00 00 00 00 00 06 00000000" + // action FR_ACT_BLACKHOLE (6), table 0
+			"0800 0600 | e9030000" + // FRA_PRIORITY: 1001; no FRA_TABLE
+			"0f00 0300 | 62616770697065 2d 7678 00 00" + // FRA_IIFNAME: "bagpipe-vx\0", padded to 12
+			"0500 1500 | 13 000000"}, // FRA_PROTOCOL
 	} {
 		req := ruleMsg(unix.RTM_NEWRULE, unix.NLM_F_CREATE, tc.r, rtProto)
 		got := req.Serialize()[unix.SizeofNlMsghdr:]

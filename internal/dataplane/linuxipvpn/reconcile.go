@@ -12,12 +12,12 @@ import (
 )
 
 // reconcile repairs the VRF's kernel state against its desired state.
-// have holds our rules found by the driver's dump, kr the routes of the
-// VRF's table; both were dumped before the desired state is read here, so
+// have holds our rules found by the driver's dump, byTable our routes by
+// table (the VRF's table and its label tables); both were dumped before the desired state is read here, so
 // an entry that changed meanwhile is at worst rewritten, never lost.
 // While the adoption grace runs, an adopted VRF keeps routes it has not
 // (yet) re-added.
-func (v *vrf) reconcile(have map[rule]bool, kr []kroute, grace bool) error {
+func (v *vrf) reconcile(have map[rule]bool, byTable map[int][]kroute, grace bool) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.closed || v.detached {
@@ -47,6 +47,11 @@ func (v *vrf) reconcile(have map[rule]bool, kr []kroute, grace bool) error {
 		}
 	}
 
+	// Label tables before the rules that point to them.
+	n, lerr := v.reconcileLabels(byTable)
+	repaired += n
+	errs = append(errs, lerr)
+
 	for r := range v.desiredRules() {
 		if have[r] {
 			continue
@@ -59,6 +64,7 @@ func (v *vrf) reconcile(have map[rule]bool, kr []kroute, grace bool) error {
 		repaired++
 	}
 
+	kr := byTable[v.table]
 	got := make(map[netip.Prefix]kroute, len(kr))
 	for _, r := range kr {
 		got[r.Dst] = r
@@ -92,6 +98,11 @@ func (v *vrf) reconcile(have map[rule]bool, kr []kroute, grace bool) error {
 		for p, g := range got {
 			if !want[p] {
 				repaired++
+				// An adopted endpoint not plugged again: its neighbour
+				// goes too, unless a plugged endpoint uses it.
+				if a, idx, ok := v.d.endpointNeigh(g); ok && !v.neighInUse(idx, a) {
+					v.d.delPermanentNeigh(idx, a)
+				}
 				errs = append(errs, v.d.delRoute(g))
 			}
 		}
@@ -186,6 +197,9 @@ func (d *Driver) removeUnclaimed(all bool) error {
 		v.mu.Lock()
 		if !v.closed {
 			live[v.table] = true
+			for l := range v.desiredLabels() {
+				live[d.LabelTable(l)] = true
+			}
 			for r := range v.desiredRules() {
 				wanted[r] = true
 			}
@@ -211,14 +225,10 @@ func (d *Driver) removeUnclaimed(all bool) error {
 		if live[r.Table] || (keep && inv[r.Table]) {
 			continue
 		}
-		// An endpoint route: its permanent neighbour on the port goes too.
-		if r.Type == unix.RTN_UNICAST && r.Dst.Bits() == 32 && len(r.Nexthops) == 1 && !r.Nexthops[0].Gw.IsValid() && r.Nexthops[0].Oif != 0 {
-			d.delPermanentNeigh(r.Nexthops[0].Oif, r.Dst.Addr())
-		}
-		// A prefix endpoint route: its link-local neighbour (neighAddr).
-		if nh := r.Nexthops; r.Type == unix.RTN_UNICAST && r.Dst.Bits() < 32 && len(nh) == 1 && nh[0].Oif != 0 &&
-			nh[0].Oif != d.vx() && !nh[0].Encap.Dst.IsValid() && nh[0].Gw.IsLinkLocalUnicast() {
-			d.delPermanentNeigh(nh[0].Oif, nh[0].Gw)
+		// A label table's route shares its neighbour with the endpoint
+		// route of the VRF table.
+		if a, idx, ok := d.endpointNeigh(r); ok && !d.isLabelTable(r.Table) {
+			d.delPermanentNeigh(idx, a)
 		}
 		if err := d.delRoute(r); err != nil {
 			errs = append(errs, err)
@@ -255,6 +265,41 @@ func (d *Driver) delRoute(r kroute) error {
 		return fmt.Errorf("deleting the route %s in table %d: %w", r.Dst, r.Table, err)
 	}
 	return nil
+}
+
+// endpointNeigh returns the permanent neighbour (address, port index) a
+// dumped VRF-table route of a local endpoint uses: the address of a /32
+// routed onto a port, or the link-local next hop of a prefix endpoint
+// (neighAddr).
+func (d *Driver) endpointNeigh(r kroute) (netip.Addr, int, bool) {
+	if r.Type != unix.RTN_UNICAST || len(r.Nexthops) != 1 {
+		return netip.Addr{}, 0, false
+	}
+	nh := r.Nexthops[0]
+	switch {
+	case nh.Oif == 0 || nh.Oif == d.vx() || nh.Encap.Dst.IsValid():
+	case r.Dst.Bits() == 32 && !nh.Gw.IsValid():
+		return r.Dst.Addr(), nh.Oif, true
+	case r.Dst.Bits() < 32 && nh.Gw.IsLinkLocalUnicast():
+		return nh.Gw, nh.Oif, true
+	}
+	return netip.Addr{}, 0, false
+}
+
+// neighInUse reports whether a plugged to-port endpoint of the VRF uses
+// the neighbour a on the port of index idx.
+func (v *vrf) neighInUse(idx int, a netip.Addr) bool {
+	for name, lp := range v.ports {
+		if lp.index != idx {
+			continue
+		}
+		for p, ep := range lp.eps {
+			if v.local[p] == name && !ep.mac.IsZero() && neighAddr(p, ep.mac) == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // delPermanentNeigh deletes the permanent neighbour ip on link index, if
@@ -310,7 +355,7 @@ func (d *Driver) removeUnusedPENeighbours() error {
 }
 
 // Reconcile repairs the kernel state now: the VXLAN device, the moved
-// local rule, every live VRF's rules, routes and neighbours, and removes
+// local rule, the drop rule, every live VRF's rules, routes and neighbours, and removes
 // unclaimed state (respecting the adoption grace).
 func (d *Driver) Reconcile() error {
 	var errs []error
@@ -318,6 +363,9 @@ func (d *Driver) Reconcile() error {
 		errs = append(errs, err)
 	}
 	if err := d.moveLocalRule(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.ensureDropRule(); err != nil {
 		errs = append(errs, err)
 	}
 	rules, err := d.raw.rules()
@@ -340,7 +388,7 @@ func (d *Driver) Reconcile() error {
 	}
 	grace := d.inGrace()
 	for _, v := range d.liveVRFs() {
-		errs = append(errs, v.reconcile(have, byTable[v.table], grace))
+		errs = append(errs, v.reconcile(have, byTable, grace))
 	}
 	errs = append(errs, d.removeUnclaimed(false))
 	return errors.Join(errs...)

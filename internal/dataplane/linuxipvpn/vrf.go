@@ -60,7 +60,8 @@ type vrf struct {
 	local       map[netip.Prefix]string // endpoint prefix routed to a port → port
 	routes      map[netip.Prefix][]nexthop
 	classifiers map[classKey]bool
-	rules       map[rule]bool // rules we installed
+	rules       map[rule]bool     // rules we installed
+	labels      map[uint32]kroute // label table routes we installed, by label
 	adopted     bool
 	closed      bool
 	detached    bool // the driver is closed: no more netlink use
@@ -95,6 +96,7 @@ func (d *Driver) NewVRF(cfg dataplane.VRFConfig) (dataplane.VRFDataplane, error)
 		routes:      map[netip.Prefix][]nexthop{},
 		classifiers: map[classKey]bool{},
 		rules:       map[rule]bool{},
+		labels:      map[uint32]kroute{},
 	}
 	d.mu.Lock()
 	if d.closed {
@@ -241,6 +243,9 @@ func (v *vrf) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, lab
 	if err := validLabel(label); err != nil {
 		return fmt.Errorf("IP VPN instance %s: endpoint %s: %w", v.cfg.ExternalID, ip, err)
 	}
+	if label >= LabelSpan {
+		return fmt.Errorf("IP VPN instance %s: endpoint %s: local label %d is not a 20-bit MPLS label; the linux driver has a delivery table per label below %d", v.cfg.ExternalID, ip, label, LabelSpan)
+	}
 	if dir == "" {
 		dir = dataplane.DirectionBoth
 	}
@@ -284,7 +289,7 @@ func (v *vrf) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, lab
 		delete(v.local, p)
 		errs = append(errs, v.install(p))
 	}
-	errs = append(errs, v.syncRules())
+	errs = append(errs, v.syncDelivery())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("IP VPN instance %s: plugging %s on %s: %w", v.cfg.ExternalID, p, lp.name, err)
 	}
@@ -380,7 +385,7 @@ func (v *vrf) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, l
 	} else if last {
 		v.log.Warn("unplug says last endpoint, but the port still has endpoints", "port", lp.name, "endpoints", len(lp.eps))
 	}
-	errs = append(errs, v.syncRules())
+	errs = append(errs, v.syncDelivery())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("IP VPN instance %s: unplugging %s from %s: %w", v.cfg.ExternalID, p, lp.name, err)
 	}
@@ -388,18 +393,19 @@ func (v *vrf) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, l
 }
 
 // desiredRules: per port with a from-port endpoint "iif <port> lookup T",
-// per label of a to-port endpoint "tun_id <label> lookup T", and per
-// classifier and such port the redirect rule.
+// per label delivered to an endpoint (desiredLabels) "tun_id <label>
+// lookup <label table>", and per classifier and such port the redirect
+// rule.
 func (v *vrf) desiredRules() map[rule]bool {
 	out := map[rule]bool{}
+	for l, k := range v.desiredLabels() {
+		out[rule{Pref: prefVRF, Table: k.Table, TunID: uint64(l)}] = true
+	}
 	for name, lp := range v.ports {
 		from := false
 		for _, ep := range lp.eps {
 			if ep.fromPort() {
 				from = true
-			}
-			if ep.toPort() {
-				out[rule{Pref: prefVRF, Table: v.table, TunID: uint64(ep.label)}] = true
 			}
 		}
 		if !from {
@@ -613,8 +619,13 @@ func (v *vrf) Info() map[string]any {
 		ports = append(ports, n)
 	}
 	sort.Strings(ports)
+	labels := make(map[uint32]int, len(v.labels))
+	for l, k := range v.labels {
+		labels[l] = k.Table
+	}
 	return map[string]any{
 		"table":              v.table,
+		"label_tables":       labels,
 		"rules":              rules,
 		"routes":             len(v.routes),
 		"local_routes":       len(v.local),
@@ -627,8 +638,8 @@ func (v *vrf) Info() map[string]any {
 }
 
 // Close implements dataplane.VRFDataplane: it removes the VRF's rules,
-// every route of its table and the neighbours it added on the ports; the
-// ports themselves are left alone.
+// every route of its table and of its label tables and the neighbours it
+// added on the ports; the ports themselves are left alone.
 func (v *vrf) Close() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -647,6 +658,7 @@ func (v *vrf) Close() error {
 		}
 	}
 	clear(v.rules)
+	errs = append(errs, v.closeLabels())
 	for p, name := range v.local {
 		lp := v.ports[name]
 		if mac := lp.eps[p].mac; !mac.IsZero() {
