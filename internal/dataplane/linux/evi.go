@@ -106,6 +106,10 @@ func (d *Driver) NewEVI(cfg dataplane.EVIConfig) (dataplane.EVIDataplane, error)
 			return nil, fmt.Errorf("E-VPN instance %s: interface name %s is already used by instance %s (hash clash); use another vpn_instance_id", cfg.ExternalID, n, other)
 		}
 	}
+	d.touch()
+	if err := d.claimDying(e.brName, e.vxName, cfg.VNI, e.ownBridge); err != nil {
+		return nil, fmt.Errorf("E-VPN instance %s (VNI %d): %w", cfg.ExternalID, cfg.VNI, err)
+	}
 	if err := e.setup(); err != nil {
 		return nil, fmt.Errorf("E-VPN instance %s (VNI %d): %w", cfg.ExternalID, cfg.VNI, err)
 	}
@@ -155,7 +159,11 @@ func (e *evi) setup() error {
 	}
 	vxAdopted, err := e.ensureVXLAN()
 	if err != nil {
-		if e.ownBridge && !brAdopted {
+		switch {
+		case e.ownBridge && brAdopted:
+			// Not left behind unclaimed: the reaper deletes it.
+			e.d.enqueueDying(dyingLink{name: e.brName, index: e.brIndex, kind: "bridge", alias: e.alias})
+		case e.ownBridge:
 			if br, lerr := h.LinkByIndex(e.brIndex); lerr == nil {
 				_ = h.LinkDel(br)
 			}
@@ -347,6 +355,7 @@ func (e *evi) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr) error
 		return err
 	}
 	e.gen++
+	e.d.touch()
 	h := e.d.h
 	p := e.ports[port.LinuxIf]
 	newPort := p == nil
@@ -392,6 +401,7 @@ func (e *evi) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr, las
 		return err
 	}
 	e.gen++
+	e.d.touch()
 	p := e.ports[port.LinuxIf]
 	if p == nil {
 		return nil
@@ -456,6 +466,7 @@ func (e *evi) SetGatewayPort(linuxIf string) error {
 		return err
 	}
 	e.gen++
+	e.d.touch()
 	link, err := e.d.h.LinkByName(linuxIf)
 	if err != nil {
 		return fmt.Errorf("gateway port %q: %w (create the interface first)", linuxIf, err)
@@ -479,6 +490,7 @@ func (e *evi) GatewayPortDown(linuxIf string) error {
 		return err
 	}
 	e.gen++
+	e.d.touch()
 	if e.gateway == linuxIf {
 		e.gateway, e.gatewayEnslaved = "", false
 	}
@@ -503,6 +515,7 @@ func (e *evi) Apply(changes []dataplane.EVIChange) error {
 		return err
 	}
 	e.gen++
+	e.d.touch()
 	var errs []error
 	for _, c := range changes {
 		if err := e.apply(c); err != nil {
@@ -686,6 +699,7 @@ func (e *evi) Close() error {
 	e.closed = true
 	var errs []error
 	if !e.detached {
+		e.d.touch()
 		errs = e.teardown()
 	}
 	e.mu.Unlock()
@@ -729,7 +743,13 @@ func (e *evi) teardown() []error {
 			}
 		}
 	}
-	if e.ownVXLAN {
+	// Our devices are deleted in the background (teardown.go) unless
+	// SyncTeardown is set; a VXLAN device in a linuxbr bridge goes at once
+	// (it would forward the bridge's traffic to the instance's remotes).
+	async := e.ownBridge && !e.d.opts.SyncTeardown
+	if e.ownVXLAN && async {
+		e.d.enqueueDying(dyingLink{name: e.vxName, index: e.vxIndex, kind: "vxlan", alias: e.alias, vni: e.cfg.VNI})
+	} else if e.ownVXLAN {
 		if err := e.deleteOwned(e.vxIndex, e.vxName); err != nil {
 			errs = append(errs, err)
 		}
@@ -753,7 +773,9 @@ func (e *evi) teardown() []error {
 	clear(e.fdb)
 	clear(e.flood)
 	clear(e.neigh)
-	if e.ownBridge {
+	if async {
+		e.d.enqueueDying(dyingLink{name: e.brName, index: e.brIndex, kind: "bridge", alias: e.alias})
+	} else if e.ownBridge {
 		if err := e.deleteOwned(e.brIndex, e.brName); err != nil {
 			errs = append(errs, err)
 		}

@@ -117,6 +117,10 @@ func TestVPNManagerEndToEnd(t *testing.T) {
 	}
 	settle()
 	for _, n := range []*node{a, b} {
+		// The devices go in the background (teardown.go): wait for them.
+		if err := n.drv.WaitTeardown(); err != nil {
+			t.Errorf("%s: WaitTeardown: %v", n.addr, err)
+		}
 		bridge, vx := ifNames("net-e2e")
 		if exists(t, n.ns, bridge) || exists(t, n.ns, vx) {
 			t.Errorf("%s: interfaces left after the last detach", n.addr)

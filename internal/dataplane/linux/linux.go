@@ -103,6 +103,10 @@ type Options struct {
 	// instance to claim them before they are removed; 0: DefaultAdoptGrace,
 	// negative: no grace (ResetState removes every unclaimed one).
 	AdoptGrace time.Duration
+	// SyncTeardown makes EVIDataplane.Close delete the instance's bridge
+	// and VXLAN device before it returns, instead of leaving them to the
+	// background reaper (see teardown.go): 20-50 ms per instance.
+	SyncTeardown bool
 	// Log is the logger; nil: slog.Default().
 	Log *slog.Logger
 }
@@ -144,6 +148,7 @@ type Driver struct {
 	closed    bool
 
 	repairs atomic.Uint64
+	reap    reaper // interfaces of closed EVIs waiting for deletion
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -192,8 +197,10 @@ func New(opts Options) (*Driver, error) {
 	if len(owned) > 0 {
 		d.log.Info("interfaces left by an earlier run, waiting for their instances", "count", len(owned), "adopt_grace", opts.AdoptGrace.String())
 	}
-	d.wg.Add(1)
+	d.reap.wake = make(chan struct{}, 1)
+	d.wg.Add(2)
 	go d.loop(len(owned) > 0)
+	go d.reapLoop()
 	return d, nil
 }
 
@@ -410,7 +417,8 @@ func (d *Driver) Info() map[string]any {
 			}
 			return names
 		}(),
-		"repairs": d.repairs.Load(),
+		"repairs":          d.repairs.Load(),
+		"pending_teardown": d.pendingTeardown(),
 	}
 	d.mu.Lock()
 	info["instances"] = len(d.evis)
@@ -419,9 +427,10 @@ func (d *Driver) Info() map[string]any {
 	return info
 }
 
-// Close implements dataplane.Driver: it stops the reconcile loop and closes
-// the netlink handle; the dataplane state stays in place (a later run
-// adopts it).
+// Close implements dataplane.Driver: it stops the reconcile loop, deletes
+// the interfaces of closed instances still waiting for the reaper (for at
+// most reapDrainMax) and closes the netlink handle; the dataplane state of
+// live instances stays in place (a later run adopts it).
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	if d.closed {

@@ -248,6 +248,10 @@ func TestCloseRemovesOnlyOwnState(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The devices go in the background (teardown.go): wait for them.
+	if err := d.WaitTeardown(); err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []string{e.brName, e.vxName} {
 		if exists(t, ns, n) {
 			t.Errorf("%s left after Close", n)
