@@ -11,11 +11,16 @@ import (
 	"github.com/bagpipe-go/bagpipe/internal/route"
 )
 
-// maxKeptQueue is the largest message buffer the loop keeps for reuse
-// (two buffers alternate). A burst of UPDATEs queues tens of thousands of
-// messages of about 130 bytes: keeping buffers that large after the burst
-// would hold megabytes for nothing, so only small ones are reused.
-const maxKeptQueue = 1 << 10
+// Message buffers: the loop and the producers alternate two buffers. While
+// a backlog lasts, buffers of up to maxKeptQueue messages are reused (a
+// burst of UPDATEs queues one message per UPDATE: reallocating them would
+// be most of the engine's garbage); once the loop finds the queue empty,
+// buffers larger than idleKeptQueue are dropped, so an idle engine holds
+// no burst-sized buffer (maxKeptQueue messages are 5 MB).
+const (
+	maxKeptQueue  = 1 << 16
+	idleKeptQueue = 1 << 10
+)
 
 // Engine runs a Table in one goroutine (Run). Its methods may be called
 // from any goroutine: they enqueue a message on an unbounded FIFO queue
@@ -61,14 +66,20 @@ const (
 	msgCall
 )
 
-// message is one queued request for the loop.
+// message is one queued request for the loop: 80 bytes, the fields of
+// rare requests being behind x.
 type message struct {
-	kind    msgKind
-	w       Worker
-	src     *route.Source
-	m       Match
+	kind   msgKind
+	w      Worker
+	src    *route.Source
+	m      Match
+	events []Event
+	x      *extra
+}
+
+// extra holds the arguments of rare requests.
+type extra struct {
 	fam     route.Family
-	events  []Event
 	hook    LocalSubscriptionHook
 	reply   chan struct{}
 	routes  *[]*route.Route
@@ -102,9 +113,7 @@ func (e *Engine) Run(ctx context.Context) {
 	defer close(e.done)
 	var batch []message
 	for {
-		e.mu.Lock()
-		batch, e.queue = e.queue, batch[:0]
-		e.mu.Unlock()
+		batch = e.take(batch)
 		if len(batch) == 0 {
 			select {
 			case <-ctx.Done():
@@ -127,6 +136,24 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 }
 
+// take returns the queued messages, giving the producers batch (emptied)
+// as their next buffer. When nothing is queued the engine is idle: buffers
+// larger than idleKeptQueue (a past backlog's) are dropped.
+func (e *Engine) take(batch []message) []message {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	batch, e.queue = e.queue, batch[:0]
+	if len(batch) == 0 {
+		if cap(e.queue) > idleKeptQueue {
+			e.queue = nil
+		}
+		if cap(batch) > idleKeptQueue {
+			batch = nil
+		}
+	}
+	return batch
+}
+
 func (e *Engine) handle(msg *message) {
 	t := e.table
 	switch msg.kind {
@@ -141,20 +168,20 @@ func (e *Engine) handle(msg *message) {
 	case msgResend:
 		t.Resend(msg.w, msg.m)
 	case msgCall:
-		msg.fn()
+		msg.x.fn()
 	case msgCleanup:
 		t.Cleanup(msg.w)
 	case msgHook:
-		t.SetHook(msg.hook)
+		t.SetHook(msg.x.hook)
 	case msgSync:
 		e.publishStats()
-		close(msg.reply)
+		close(msg.x.reply)
 	case msgSnapshot:
-		*msg.routes = t.Routes(msg.fam)
-		close(msg.reply)
+		*msg.x.routes = t.Routes(msg.x.fam)
+		close(msg.x.reply)
 	case msgSubscriptions:
-		*msg.matches = t.Subscriptions(msg.w)
-		close(msg.reply)
+		*msg.x.matches = t.Subscriptions(msg.w)
+		close(msg.x.reply)
 	}
 }
 
@@ -181,10 +208,13 @@ func (e *Engine) enqueue(msg message) {
 // call enqueues msg and waits until the loop has processed it; it reports
 // false if the engine stopped first.
 func (e *Engine) call(msg message) bool {
-	msg.reply = make(chan struct{})
+	if msg.x == nil {
+		msg.x = &extra{}
+	}
+	msg.x.reply = make(chan struct{})
 	e.enqueue(msg)
 	select {
-	case <-msg.reply:
+	case <-msg.x.reply:
 		return true
 	case <-e.done:
 		return false
@@ -195,7 +225,7 @@ func (e *Engine) call(msg message) bool {
 // subscribers (call it before the first Subscribe; matches subscribed
 // earlier are not reported).
 func (e *Engine) SetLocalSubscriptionHook(h LocalSubscriptionHook) {
-	e.enqueue(message{kind: msgHook, hook: h})
+	e.enqueue(message{kind: msgHook, x: &extra{hook: h}})
 }
 
 // Register registers w and returns its route source (the same one if w is
@@ -234,7 +264,7 @@ func (e *Engine) Subscribe(w Worker, m Match) {
 // earlier subscriptions, for instance) have been made when fn runs. fn
 // must not block nor call the engine's synchronous methods.
 func (e *Engine) Call(fn func()) {
-	e.enqueue(message{kind: msgCall, fn: fn})
+	e.enqueue(message{kind: msgCall, x: &extra{fn: fn}})
 }
 
 // Resend enqueues a replay to w of the routes it gets through its
@@ -276,7 +306,7 @@ func (e *Engine) Stats() Stats {
 // FamilyAny), in no particular order, or nil if the engine stopped.
 func (e *Engine) Snapshot(fam route.Family) []*route.Route {
 	var out []*route.Route
-	e.call(message{kind: msgSnapshot, fam: fam, routes: &out})
+	e.call(message{kind: msgSnapshot, x: &extra{fam: fam, routes: &out}})
 	return out
 }
 
@@ -284,6 +314,6 @@ func (e *Engine) Snapshot(fam route.Family) []*route.Route {
 // if the engine stopped.
 func (e *Engine) Subscriptions(w Worker) []Match {
 	var out []Match
-	e.call(message{kind: msgSubscriptions, w: w, matches: &out})
+	e.call(message{kind: msgSubscriptions, w: w, x: &extra{matches: &out}})
 	return out
 }
