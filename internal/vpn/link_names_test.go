@@ -27,8 +27,8 @@ func TestEVIToVRFLinkLongIDs(t *testing.T) {
 	ve.settle()
 	// veth.Names(100, 101); upstream's would be evpn100-ipvpn101.
 	eviIf, vrfIf := "e2i-ctxqgthhwdf", "i2e-ctxqgthhwdf"
-	if len(ve.links.live) != 1 || ve.links.live[eviIf] != vrfIf {
-		t.Fatalf("veths %v, want %s/%s", ve.links.live, eviIf, vrfIf)
+	if len(ve.links.Live()) != 1 || ve.links.Live()[eviIf] != vrfIf {
+		t.Fatalf("veths %v, want %s/%s", ve.links.Live(), eviIf, vrfIf)
 	}
 	if s := ve.state("evi"); s.Gateway != eviIf {
 		t.Fatalf("EVI gateway port %q, want %s", s.Gateway, eviIf)
@@ -40,7 +40,7 @@ func TestEVIToVRFLinkLongIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ve.settle()
-	if len(ve.links.live) != 0 {
-		t.Fatalf("veths left %v", ve.links.live)
+	if len(ve.links.Live()) != 0 {
+		t.Fatalf("veths left %v", ve.links.Live())
 	}
 }

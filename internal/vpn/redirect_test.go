@@ -216,8 +216,8 @@ func TestEVIToVRFLink(t *testing.T) {
 	vrfInfo, _ := ve.m.Instance("vrf")
 	// Instance ids: evi 1, vrf 2 (the refused attach created nothing).
 	eviIf, vrfIf := "evpn1-ipvpn2", "ipvpn2-evpn1"
-	if ve.links.live[eviIf] != vrfIf {
-		t.Fatalf("veths %v, want %s/%s", ve.links.live, eviIf, vrfIf)
+	if ve.links.Live()[eviIf] != vrfIf {
+		t.Fatalf("veths %v, want %s/%s", ve.links.Live(), eviIf, vrfIf)
 	}
 	if s := ve.state("evi"); s.Gateway != eviIf {
 		t.Fatalf("EVI gateway port %q", s.Gateway)
@@ -234,8 +234,8 @@ func TestEVIToVRFLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	ve.settle()
-	if len(ve.links.live) != 0 {
-		t.Fatalf("veths left %v", ve.links.live)
+	if len(ve.links.Live()) != 0 {
+		t.Fatalf("veths left %v", ve.links.Live())
 	}
 	if s := ve.state("evi"); s.Gateway != "" {
 		t.Fatalf("EVI gateway port still %q", s.Gateway)
@@ -302,15 +302,15 @@ func TestStopRemovesLinksAndRedirects(t *testing.T) {
 		Attrs: &route.Attrs{RTs: rts(rt4), HasRedirect: true, Redirect: rt3}}))
 	ve.settle()
 	ve.settle()
-	if _, ok := ve.m.Instance(RedirectInstanceID(IPVPN, rt3)); !ok || len(ve.links.live) != 1 {
-		t.Fatalf("setup: redirect instance %v, veths %v", ok, ve.links.live)
+	if _, ok := ve.m.Instance(RedirectInstanceID(IPVPN, rt3)); !ok || len(ve.links.Live()) != 1 {
+		t.Fatalf("setup: redirect instance %v, veths %v", ok, ve.links.Live())
 	}
 	ve.m.Stop(context.Background())
 	if n := len(ve.m.Instances()); n != 0 {
 		t.Fatalf("%d instances after Stop", n)
 	}
-	if len(ve.links.live) != 0 {
-		t.Fatalf("veths after Stop: %v", ve.links.live)
+	if len(ve.links.Live()) != 0 {
+		t.Fatalf("veths after Stop: %v", ve.links.Live())
 	}
 	for _, c := range ve.ipvpn.Calls() {
 		if c.Op == "NewVRF" {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"net/netip"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/dataplane/dummy"
+	"github.com/bagpipe-go/bagpipe/internal/dataplane/veth"
 	"github.com/bagpipe-go/bagpipe/internal/engine"
 	"github.com/bagpipe-go/bagpipe/internal/route"
 )
@@ -17,30 +17,7 @@ import (
 type vrfEnv struct {
 	*testEnv
 	ipvpn *dummy.IPVPNDriver
-	links *fakeLinks
-}
-
-// fakeLinks records veth creations and deletions.
-type fakeLinks struct {
-	mu   sync.Mutex
-	live map[string]string
-	ops  []string
-}
-
-func (f *fakeLinks) CreateVeth(a, b string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.live[a] = b
-	f.ops = append(f.ops, "create "+a+" "+b)
-	return nil
-}
-
-func (f *fakeLinks) DeleteVeth(a string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.live, a)
-	f.ops = append(f.ops, "delete "+a)
-	return nil
+	links *veth.Recorder
 }
 
 // limitedDriver restricts the directions of the dummy driver.
@@ -56,7 +33,7 @@ func (d limitedDriver) ECMP() bool                        { return d.ecmp }
 func newVRFEnv(t *testing.T, opts ...func(*ManagerConfig)) *vrfEnv {
 	t.Helper()
 	te := newTestEnv(t)
-	ve := &vrfEnv{testEnv: te, ipvpn: dummy.NewIPVPN(dummy.Options{Log: quiet}), links: &fakeLinks{live: map[string]string{}}}
+	ve := &vrfEnv{testEnv: te, ipvpn: dummy.NewIPVPN(dummy.Options{Log: quiet}), links: veth.NewRecorder()}
 	cfg := ManagerConfig{Engine: te.eng, LocalAddress: bgpAddr, DataplaneLocalAddress: dpAddr,
 		EVPNDriver: te.drv, IPVPNDriver: ve.ipvpn, Links: ve.links, Hostname: "test-host", Log: quiet}
 	for _, o := range opts {
