@@ -7,19 +7,21 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/bagpipe-go/bagpipe/internal/route"
 )
 
 // Message buffers: the loop and the producers alternate two buffers. While
-// a backlog lasts, buffers of up to maxKeptQueue messages are reused (a
-// burst of UPDATEs queues one message per UPDATE: reallocating them would
-// be most of the engine's garbage); once the loop finds the queue empty,
-// buffers larger than idleKeptQueue are dropped, so an idle engine holds
-// no burst-sized buffer (maxKeptQueue messages are 5 MB).
+// messages keep coming, buffers of up to maxKeptQueue messages are reused
+// (a burst of UPDATEs queues one message per UPDATE: reallocating them
+// would be most of the engine's garbage); once the queue has stayed empty
+// for idleTrimDelay, buffers larger than idleKeptQueue are dropped, so an
+// idle engine holds no burst-sized buffer (maxKeptQueue messages are 5 MB).
 const (
 	maxKeptQueue  = 1 << 16
 	idleKeptQueue = 1 << 10
+	idleTrimDelay = 100 * time.Millisecond
 )
 
 // Engine runs a Table in one goroutine (Run). Its methods may be called
@@ -112,14 +114,23 @@ func New(log *slog.Logger) *Engine {
 func (e *Engine) Run(ctx context.Context) {
 	defer close(e.done)
 	var batch []message
+	idle := time.NewTimer(idleTrimDelay)
+	idle.Stop()
 	for {
-		batch = e.take(batch)
+		var large bool
+		batch, large = e.take(batch)
 		if len(batch) == 0 {
+			if large {
+				idle.Reset(idleTrimDelay)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-e.wake:
+			case <-idle.C:
+				batch = e.trim(batch)
 			}
+			idle.Stop()
 			continue
 		}
 		for i := range batch {
@@ -137,19 +148,26 @@ func (e *Engine) Run(ctx context.Context) {
 }
 
 // take returns the queued messages, giving the producers batch (emptied)
-// as their next buffer. When nothing is queued the engine is idle: buffers
-// larger than idleKeptQueue (a past backlog's) are dropped.
-func (e *Engine) take(batch []message) []message {
+// as their next buffer; large tells whether one of the two buffers is
+// larger than idleKeptQueue (see trim).
+func (e *Engine) take(batch []message) (taken []message, large bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	batch, e.queue = e.queue, batch[:0]
-	if len(batch) == 0 {
-		if cap(e.queue) > idleKeptQueue {
-			e.queue = nil
-		}
-		if cap(batch) > idleKeptQueue {
-			batch = nil
-		}
+	return batch, cap(batch) > idleKeptQueue || cap(e.queue) > idleKeptQueue
+}
+
+// trim drops the buffers larger than idleKeptQueue (a past backlog's),
+// the loop's (batch, empty) and, if nothing was queued meanwhile, the
+// producers'. It returns the loop's buffer.
+func (e *Engine) trim(batch []message) []message {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.queue) == 0 && cap(e.queue) > idleKeptQueue {
+		e.queue = nil
+	}
+	if cap(batch) > idleKeptQueue {
+		return nil
 	}
 	return batch
 }

@@ -13,10 +13,10 @@ func TestMessageSize(t *testing.T) {
 	}
 }
 
-// TestTakeKeepsBuffersOnlyWhileBusy: during a backlog the two message
-// buffers are reused; when the queue is found empty, buffers larger than
-// idleKeptQueue are dropped.
-func TestTakeKeepsBuffersOnlyWhileBusy(t *testing.T) {
+// TestTakeKeepsBuffersTrimDropsLarge: while messages come the two
+// message buffers are reused; trim (the loop calls it once the queue has
+// stayed empty for idleTrimDelay) drops those larger than idleKeptQueue.
+func TestTakeKeepsBuffersTrimDropsLarge(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		queued int
@@ -30,7 +30,7 @@ func TestTakeKeepsBuffersOnlyWhileBusy(t *testing.T) {
 			for range tc.queued {
 				e.enqueue(message{kind: msgSync})
 			}
-			batch := e.take(nil)
+			batch, _ := e.take(nil)
 			if len(batch) != tc.queued {
 				t.Fatalf("took %d messages, want %d", len(batch), tc.queued)
 			}
@@ -39,12 +39,17 @@ func TestTakeKeepsBuffersOnlyWhileBusy(t *testing.T) {
 			for range tc.queued {
 				e.enqueue(message{kind: msgSync})
 			}
-			batch = e.take(batch)
+			batch, _ = e.take(batch)
 			if len(batch) != tc.queued || cap(e.queue) != big {
 				t.Fatalf("busy: took %d, producers' buffer capacity %d, want %d and %d", len(batch), cap(e.queue), tc.queued, big)
 			}
-			// Idle: nothing queued.
-			batch = e.take(batch)
+			// Idle: nothing queued. Taking keeps the buffers…
+			batch, large := e.take(batch)
+			if len(batch) != 0 || cap(batch) == 0 || cap(e.queue) == 0 || large == tc.kept {
+				t.Fatalf("idle take: took %d, buffer capacities %d and %d, large %v: want both kept, large %v", len(batch), cap(batch), cap(e.queue), large, !tc.kept)
+			}
+			// …trimming drops the large ones.
+			batch = e.trim(batch)
 			kept := cap(batch) > 0 && cap(e.queue) > 0
 			dropped := cap(batch) == 0 && cap(e.queue) == 0
 			if len(batch) != 0 || (tc.kept && !kept) || (!tc.kept && !dropped) {
