@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -172,26 +173,87 @@ func (n *node) vrfTable(instance string) int {
 }
 
 // checkIPVPNKernelState reads node A with netlink: the rule "iif <vmA1's
-// port> lookup <vrf1's table>", and in that table vmB1's /32 via the
-// collect_md device with encap id = the label B advertised and dst = B.
-// Detaching vmB1 removes the route (and the ping fails), attaching it
-// again restores both.
+// port> lookup <vrf1's table>"; the delivery by label of what arrives for
+// vmA1: the rule "tun_id <vmA1's label> lookup <label table>" (the table
+// the looking glass shows for the label) and in that table only "default
+// via <vmA1's address> dev <vmA1's port> onlink"; the rule "iif
+// bagpipe-vx blackhole" dropping unknown labels; and in vrf1's table
+// vmB1's /32 via the collect_md device with encap id = the label B
+// advertised and dst = B. Detaching vmB1 removes the route (and the ping
+// fails), attaching it again restores both.
 func checkIPVPNKernelState(t *testing.T, tp *topo, vmA1, vmB1 lab.VM) {
 	a, b := tp.nodes[0], tp.nodes[1]
 	table := a.vrfTable("vrf1")
+	label := a.portLabel(t, "vrf1", vmA1.HostIf())
+	var info struct {
+		LabelTables map[string]int `json:"label_tables"`
+	}
+	if err := a.getJSON("/looking-glass/vpns/instances/vrf1/dataplane", &info); err != nil {
+		t.Fatalf("node A: %v", err)
+	}
+	labelTable := info.LabelTables[strconv.FormatUint(uint64(label), 10)]
+	if labelTable == 0 || labelTable == table {
+		t.Fatalf("node A: vrf1's dataplane shows label tables %v, want one for vmA1's label %d, not the VRF table %d", info.LabelTables, label, table)
+	}
 	h := a.netlink()
 	rules, err := h.RuleList(netlink.FAMILY_V4)
 	if err != nil {
 		t.Fatalf("rules of node A: %v", err)
 	}
-	found := false
+	iif := false
 	for _, r := range rules {
-		if r.IifName == vmA1.HostIf() && r.Table == table {
+		if r.IifName == vmA1.HostIf() && r.Table == table && r.Priority == 1000 {
+			iif = true
+		}
+	}
+	if !iif {
+		t.Errorf("node A has no rule 1000: iif %s lookup %d: %v", vmA1.HostIf(), table, rules)
+	}
+	// The library decodes FRA_TUN_ID (a be64) in host order and not the
+	// rule action: ip does both.
+	out, err := lab.Command(a.ns, "ip", "-j", "rule", "show").Output()
+	if err != nil {
+		t.Fatalf("ip -j rule show on node A: %v", err)
+	}
+	var jrules []struct {
+		Priority int    `json:"priority"`
+		TunID    uint32 `json:"tun_id"`
+		Table    string `json:"table"`
+		Iif      string `json:"iif"`
+		Action   string `json:"action"`
+	}
+	if err := json.Unmarshal(out, &jrules); err != nil {
+		t.Fatalf("decoding ip -j rule show: %v: %s", err, out)
+	}
+	found, drop := false, false
+	for _, r := range jrules {
+		if r.TunID != 0 && r.Table == strconv.Itoa(table) {
+			t.Errorf("node A still demultiplexes a label into the VRF table: %+v", r)
+		}
+		if r.Priority == 1000 && r.TunID == label && r.Table == strconv.Itoa(labelTable) {
 			found = true
+		}
+		if r.Priority == 1001 && r.Iif == "bagpipe-vx" && r.Action == "blackhole" {
+			drop = true
 		}
 	}
 	if !found {
-		t.Errorf("node A has no rule iif %s lookup %d: %v", vmA1.HostIf(), table, rules)
+		t.Errorf("node A has no rule 1000: tun_id %d lookup %d:\n%s", label, labelTable, out)
+	}
+	if !drop {
+		t.Errorf("node A has no rule 1001: iif bagpipe-vx blackhole:\n%s", out)
+	}
+	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: labelTable}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		t.Fatalf("routes of node A's table %d: %v", labelTable, err)
+	}
+	port, err := h.LinkByName(vmA1.HostIf())
+	if err != nil {
+		t.Fatalf("node A: %v", err)
+	}
+	if len(routes) != 1 || (routes[0].Dst != nil && routes[0].Dst.String() != "0.0.0.0/0") || !routes[0].Gw.Equal(vmA1.IP.Addr().AsSlice()) ||
+		routes[0].LinkIndex != port.Attrs().Index || routes[0].Flags&int(netlink.FLAG_ONLINK) == 0 {
+		t.Errorf("node A's label table %d: %v, want only default via %s dev %s onlink", labelTable, routes, vmA1.IP.Addr(), vmA1.HostIf())
 	}
 	adv := tp.waitRIBPath(b.addr, netip.PrefixFrom(vmB1.IP.Addr(), 32), rtVRF1)
 	if own := tp.rrRIB().find(a.addr, netip.PrefixFrom(vmA1.IP.Addr(), 32), rtVRF1); own != nil && own.Label == adv.Label {

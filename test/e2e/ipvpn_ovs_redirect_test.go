@@ -30,8 +30,8 @@ const (
 	rtRedir21 = "64512:400" // readvertise "to" RT of x2
 )
 
-// TestOVSIPVPNTrafficRedirect is upstream's chain-traffic-redirect
-// sample with one service VM (reference §5.6, §5.7): vm1 (net1, node A)
+// TestIPVPNTrafficRedirect is upstream's chain-traffic-redirect sample
+// with one service VM (reference §5.6, §5.7): vm1 (net1, node A)
 // and vm2 (net2, node B) do not import each other's routes; the service
 // VM on node C has port x1 in VRF x1 (imports net1, readvertises net2's
 // routes to 64512:300 and attracts TCP destination port 80 with redirect
@@ -40,8 +40,23 @@ const (
 // → x2 and x2 → x1. So TCP to vm2's port 80 works, through the service
 // VM (its forwarded packet counter grows), while ping and TCP to port 81
 // get nowhere.
-func TestOVSIPVPNTrafficRedirect(t *testing.T) {
-	l := newIPVPNLab(t, ipvpnNodeSpec{"A", "ovs", ""}, ipvpnNodeSpec{"B", "ovs", ""}, ipvpnNodeSpec{"C", "ovs", ""})
+//
+// It runs on three ovs nodes (classifier flows in the VRF table) and on
+// three linux nodes (classifier rules "iif <port> ... lookup <redirect
+// VRF table>"). Both deliver the redirected packets, which carry the
+// service VM port's label (the redirect VRF's default route), to that
+// port by label, whatever their destination: x1's VRF does not route
+// vm2's address.
+func TestIPVPNTrafficRedirect(t *testing.T) {
+	for _, driver := range []string{"ovs", "linux"} {
+		t.Run(driver, func(t *testing.T) { testIPVPNTrafficRedirect(t, driver) })
+	}
+}
+
+// testIPVPNTrafficRedirect is TestIPVPNTrafficRedirect on nodes running
+// the IP VPN driver driver.
+func testIPVPNTrafficRedirect(t *testing.T, driver string) {
+	l := newIPVPNLab(t, ipvpnNodeSpec{"A", driver, ""}, ipvpnNodeSpec{"B", driver, ""}, ipvpnNodeSpec{"C", driver, ""})
 	a, b, c := l.nodes[0], l.nodes[1], l.nodes[2]
 	vm1 := l.vm(a, "vm1", "net1", rtNet1, "11.0.0.1/24", "02:00:0b:00:00:01")
 	vm2 := l.vm(b, "vm2", "net2", rtNet2, "12.0.0.1/24", "02:00:0c:00:00:01")

@@ -36,14 +36,23 @@ const (
 // port withdraws its readvertisement and vmX no longer reaches vmY;
 // plugging it again (a new VRF instance) readvertises vmY's route again.
 //
-// It runs on ovs nodes: the linux IP VPN driver demultiplexes received
-// traffic by label to the VRF's routing table ("tun_id <label> lookup
-// <table>"), where vmY's route is not installed on C (routes received
-// only through a readvertise from_rt are not imported, §5.4), so the
-// packets would be dropped instead of reaching S's port, as upstream's
-// per-port MPLS label would deliver them.
+// It runs on three ovs nodes and on three linux nodes: both deliver a
+// received packet by its label straight to the port the label was
+// allocated for (the ovs driver's encap-in flows, the linux driver's
+// "tun_id <label>" rule and label table), as upstream's per-port MPLS
+// label does. A lookup in the VRF of S's port would drop the packets: on
+// C, vmY's route is not installed in sred (routes received only through a
+// readvertise from_rt are not imported, §5.4).
 func TestIPVPNReadvertise(t *testing.T) {
-	l := newIPVPNLab(t, ipvpnNodeSpec{"A", "ovs", ""}, ipvpnNodeSpec{"B", "ovs", ""}, ipvpnNodeSpec{"C", "ovs", ""})
+	for _, driver := range []string{"ovs", "linux"} {
+		t.Run(driver, func(t *testing.T) { testIPVPNReadvertise(t, driver) })
+	}
+}
+
+// testIPVPNReadvertise is TestIPVPNReadvertise on nodes running the IP
+// VPN driver driver.
+func testIPVPNReadvertise(t *testing.T, driver string) {
+	l := newIPVPNLab(t, ipvpnNodeSpec{"A", driver, ""}, ipvpnNodeSpec{"B", driver, ""}, ipvpnNodeSpec{"C", driver, ""})
 	a, b, c := l.nodes[0], l.nodes[1], l.nodes[2]
 	vmX := l.vm(a, "vmX", "red", rtReadvRed, "11.0.0.1/24", "02:00:0b:00:00:01")
 	vmY := l.vm(b, "vmY", "blue", rtReadvBlue, "12.0.0.1/24", "02:00:0c:00:00:01")
