@@ -237,6 +237,7 @@ func (e *evi) createBridge() error {
 		_ = h.LinkDel(link)
 		return fmt.Errorf("setting the alias of bridge %s: %w", e.brName, err)
 	}
+	e.noIPv6Addresses(link)
 	if err := h.LinkSetUp(link); err != nil {
 		_ = h.LinkDel(link)
 		return fmt.Errorf("setting bridge %s up: %w", e.brName, err)
@@ -318,6 +319,7 @@ func (e *evi) createVXLAN() error {
 	if err := h.LinkSetMasterByIndex(link, e.brIndex); err != nil {
 		return fail("putting in bridge "+e.brName+" the", err)
 	}
+	e.noIPv6Addresses(link)
 	if err := h.LinkSetUp(link); err != nil {
 		return fail("setting up the", err)
 	}
