@@ -1,6 +1,8 @@
 package vpn
 
 import (
+	"hash/maphash"
+	"iter"
 	"net/netip"
 	"slices"
 
@@ -28,10 +30,12 @@ import (
 //     reference-counted.
 //
 // Memory: the type-2 tables are keyed by MAC only. A MAC with a single
-// route (the common case) is one slot of 16 bytes (key, route pointer) in
-// macs and costs no other allocation; MACs with several routes (several
-// destinations, or several routes for one destination) live in multi, with
-// a side structure (macMany). A MAC is in at most one of the two maps.
+// route (the common case) is one slot of 9 bytes (route pointer, control
+// byte) in macs, an open-addressing set whose key, the MAC, is read from
+// the route's NLRI key, and costs no other allocation; MACs with several
+// routes (several destinations, or several routes for one destination)
+// live in multi, with a side structure (macMany). A MAC is in at most one
+// of the two tables.
 
 // Best path selection (reference §4.6, E-VPN drivers have no ECMP):
 //  1. highest LOCAL_PREF (missing = 100) wins;
@@ -128,9 +132,8 @@ type tracker struct {
 	salt     uint64
 	encaps   []route.Encap // driver encapsulations
 	imports  []route.RT
-	macs     map[uint64]*route.Route // MACs with one route, by macKey
-	multi    map[uint64]*macMany     // MACs with several routes, by macKey
-	macsPeak int                     // high-water mark of len(macs) since it was last rebuilt
+	macs     macSet              // MACs with one route
+	multi    map[uint64]*macMany // MACs with several routes, by macKey
 	mcast    map[mcKey]*mcDest
 	flood    map[floodKey]int32
 	stats    trackerStats
@@ -143,7 +146,6 @@ func newTracker(hostname, worker string, encaps []route.Encap) *tracker {
 	return &tracker{
 		salt:   h,
 		encaps: encaps,
-		macs:   map[uint64]*route.Route{},
 		multi:  map[uint64]*macMany{},
 		mcast:  map[mcKey]*mcDest{},
 		flood:  map[floodKey]int32{},
@@ -231,7 +233,7 @@ func (e *macRoutes) empty() bool { return e.one == nil && e.many == nil }
 
 // entry returns the routes of the MAC with key mk (from macs or multi).
 func (t *tracker) entry(mk uint64) macRoutes {
-	if r := t.macs[mk]; r != nil {
+	if r := t.macs.get(mk); r != nil {
 		return macRoutes{one: r}
 	}
 	if len(t.multi) > 0 {
@@ -242,28 +244,6 @@ func (t *tracker) entry(mk uint64) macRoutes {
 	return macRoutes{}
 }
 
-// minShrink is the smallest map high-water mark worth rebuilding for.
-const minShrink = 4096
-
-// shrunk returns m, or a copy of it sized for its entries when it holds
-// less than a quarter of its high-water mark *peak (Go maps never give back
-// the memory of deleted entries: after a withdrawal of a million routes
-// the table would stay sized for a million). The copies cost O(1)
-// amortized per deletion.
-func shrunk[K comparable, V any](m map[K]V, peak *int) map[K]V {
-	if n := len(m); n > *peak {
-		*peak = n
-	} else if *peak >= minShrink && n < *peak/4 {
-		c := make(map[K]V, n)
-		for k, v := range m {
-			c[k] = v
-		}
-		*peak = n
-		return c
-	}
-	return m
-}
-
 // store records e as the routes of the MAC with key mk, old being what
 // entry returned before the change.
 func (t *tracker) store(mk uint64, old, e macRoutes) {
@@ -272,17 +252,17 @@ func (t *tracker) store(mk uint64, old, e macRoutes) {
 		if old.many != nil {
 			delete(t.multi, mk)
 		}
-		t.macs[mk] = e.one
+		t.macs.put(mk, e.one)
 	case e.many != nil:
 		if old.one != nil {
-			delete(t.macs, mk)
+			t.macs.remove(mk)
 		}
 		if old.many != e.many {
 			t.multi[mk] = e.many
 		}
 	default:
 		if old.one != nil {
-			delete(t.macs, mk)
+			t.macs.remove(mk)
 		}
 		if old.many != nil {
 			delete(t.multi, mk)
@@ -412,7 +392,6 @@ func (t *tracker) handleMACIP(ev *engine.Event, out []dataplane.EVIChange) []dat
 		t.stats.Type2Routes++
 	}
 	t.store(mk, orig, e)
-	t.macs = shrunk(t.macs, &t.macsPeak)
 	switch {
 	case e.empty() && !wasEmpty:
 		t.stats.MACs--
@@ -527,7 +506,7 @@ func (t *tracker) handleMulticast(ev *engine.Event, out []dataplane.EVIChange) [
 
 // routes lists every stored route and every best route (looking glass).
 func (t *tracker) routes() (received, best []*route.Route) {
-	for _, r := range t.macs {
+	for r := range t.macs.all() {
 		received = append(received, r)
 		best = append(best, r)
 	}
@@ -605,4 +584,173 @@ func (t *tracker) reconcile(failed []dataplane.EVIChange) []dataplane.EVIChange 
 		}
 	}
 	return out
+}
+
+// ---- the single-route MAC table ----
+
+// macSet is an open-addressing hash set of type-2 routes keyed by the MAC
+// in their NLRI key (at most one route per MAC): a slot is one pointer
+// plus one control byte, where a map[uint64]*route.Route slot is 16 bytes
+// plus control. Layout and probing are those of the engine's route sets:
+// groups of 8 control bytes and their 8 slots, linear probing, a control
+// byte empty, deleted (tombstone) or 0x80|7 bits of the hash; the load
+// (live + tombstones) stays ≤ 13/16, tables are rebuilt at half load when
+// they grow and shrunk when under 1/16 full (after a large withdrawal).
+type macSet struct {
+	groups []msGroup // len is 0 or a power of two
+	n      int       // live routes
+	dead   int       // tombstones
+}
+
+type msGroup struct {
+	ctrl  [8]uint8
+	slots [8]*route.Route
+}
+
+const (
+	msEmpty   = 0
+	msDeleted = 1
+)
+
+var msSeed = maphash.MakeSeed()
+
+func msHash(mk uint64) uint64 { return maphash.Comparable(msSeed, mk) }
+
+// routeMACKey is the macKey of a stored (type-2) route's MAC.
+func routeMACKey(r *route.Route) uint64 {
+	k := r.Key[13:19] // [0]=2 | RD(8) | ETag(4) | MAC(6): see route.Route
+	return uint64(k[0])<<40 | uint64(k[1])<<32 | uint64(k[2])<<24 | uint64(k[3])<<16 | uint64(k[4])<<8 | uint64(k[5])
+}
+
+func (s *macSet) len() int { return s.n }
+
+// lookup returns the slot holding mk's route or -1, and the first free
+// (empty or deleted) slot met, or -1 when the set is empty.
+func (s *macSet) lookup(h, mk uint64) (found, free int) {
+	free = -1
+	if len(s.groups) == 0 {
+		return -1, -1
+	}
+	fp := uint8(h>>57) | 0x80
+	mask := len(s.groups)*8 - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		g := &s.groups[i>>3]
+		switch c := g.ctrl[i&7]; c {
+		case msEmpty:
+			if free < 0 {
+				free = i
+			}
+			return -1, free
+		case msDeleted:
+			if free < 0 {
+				free = i
+			}
+		case fp:
+			if routeMACKey(g.slots[i&7]) == mk {
+				return i, free
+			}
+		}
+	}
+}
+
+// get returns the route of MAC mk, or nil.
+func (s *macSet) get(mk uint64) *route.Route {
+	if s.n == 0 {
+		return nil
+	}
+	if i, _ := s.lookup(msHash(mk), mk); i >= 0 {
+		return s.groups[i>>3].slots[i&7]
+	}
+	return nil
+}
+
+// put stores r (whose MAC is mk), replacing the route of that MAC.
+func (s *macSet) put(mk uint64, r *route.Route) {
+	h := msHash(mk)
+	i, free := s.lookup(h, mk)
+	if i >= 0 {
+		s.groups[i>>3].slots[i&7] = r
+		return
+	}
+	if free < 0 || (s.n+s.dead+1)*16 > len(s.groups)*8*13 {
+		s.rehash(s.n + 1)
+		_, free = s.lookup(h, mk)
+	}
+	g := &s.groups[free>>3]
+	if g.ctrl[free&7] == msDeleted {
+		s.dead--
+	}
+	g.ctrl[free&7] = uint8(h>>57) | 0x80
+	g.slots[free&7] = r
+	s.n++
+}
+
+// remove drops the route of MAC mk, if any.
+func (s *macSet) remove(mk uint64) {
+	if s.n == 0 {
+		return
+	}
+	i, _ := s.lookup(msHash(mk), mk)
+	if i < 0 {
+		return
+	}
+	g := &s.groups[i>>3]
+	g.slots[i&7] = nil
+	mask := len(s.groups)*8 - 1
+	if next := (i + 1) & mask; s.groups[next>>3].ctrl[next&7] == msEmpty {
+		// No probe sequence continues past i: it can be empty again.
+		g.ctrl[i&7] = msEmpty
+	} else {
+		g.ctrl[i&7] = msDeleted
+		s.dead++
+	}
+	s.n--
+	switch {
+	case s.n == 0:
+		*s = macSet{}
+	case len(s.groups) > 1 && s.n*16 < len(s.groups)*8:
+		s.rehash(s.n)
+	}
+}
+
+// rehash rebuilds the table for n routes at about half load, dropping
+// tombstones.
+func (s *macSet) rehash(n int) {
+	groups := 1
+	for groups*8 < 2*n {
+		groups *= 2
+	}
+	old := s.groups
+	s.groups = make([]msGroup, groups)
+	s.dead = 0
+	mask := groups*8 - 1
+	for gi := range old {
+		og := &old[gi]
+		for j, c := range og.ctrl {
+			if c < 0x80 {
+				continue
+			}
+			r := og.slots[j]
+			i := int(msHash(routeMACKey(r))) & mask
+			for s.groups[i>>3].ctrl[i&7] != msEmpty {
+				i = (i + 1) & mask
+			}
+			s.groups[i>>3].ctrl[i&7] = c
+			s.groups[i>>3].slots[i&7] = r
+		}
+	}
+}
+
+// all yields every route. The set must not be modified meanwhile.
+func (s *macSet) all() iter.Seq[*route.Route] {
+	return func(yield func(*route.Route) bool) {
+		for gi := range s.groups {
+			g := &s.groups[gi]
+			for j, c := range g.ctrl {
+				if c >= 0x80 && !yield(g.slots[j]) {
+					return
+				}
+			}
+		}
+	}
 }

@@ -121,8 +121,8 @@ func TestTrackerBestPathByLocalPref(t *testing.T) {
 		{"last withdrawn", []engine.Event{wd(low)}, "remove-ip 10.1.0.1 52:54:00:00:00:01; remove-mac 52:54:00:00:00:01 10.0.0.1 100"},
 		{"unknown withdraw", []engine.Event{wd(low)}, ""},
 	})
-	if len(tr.macs)+len(tr.multi) != 0 || tr.stats.Type2Routes != 0 || tr.stats.MACs != 0 || tr.stats.Type2Dests != 0 {
-		t.Fatalf("state left: %d+%d MACs, stats %+v", len(tr.macs), len(tr.multi), tr.stats)
+	if tr.macs.len()+len(tr.multi) != 0 || tr.stats.Type2Routes != 0 || tr.stats.MACs != 0 || tr.stats.Type2Dests != 0 {
+		t.Fatalf("state left: %d+%d MACs, stats %+v", tr.macs.len(), len(tr.multi), tr.stats)
 	}
 }
 
