@@ -55,7 +55,7 @@ type evi struct {
 	gateway           string
 	gatewayEnslaved   bool
 	closed, detached  bool
-	gen               uint64    // bumped by every change of the desired state
+	changes           touched   // what changed during a reconcile dump
 	keepStaleUntil    time.Time // adopted: unexpected entries are kept until then
 	repairs           uint64
 	reconciles        uint64
@@ -356,7 +356,6 @@ func (e *evi) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr) error
 	if err := e.usable(); err != nil {
 		return err
 	}
-	e.gen++
 	e.d.touch()
 	h := e.d.h
 	p := e.ports[port.LinuxIf]
@@ -382,6 +381,7 @@ func (e *evi) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr) error
 			return err
 		}
 	}
+	e.changes.port(port.LinuxIf)
 	if p.macs[mac] == 0 {
 		if err := h.NeighSet(localFDB(p.index, mac)); err != nil {
 			if newPort {
@@ -402,12 +402,12 @@ func (e *evi) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr, las
 	if err := e.usable(); err != nil {
 		return err
 	}
-	e.gen++
 	e.d.touch()
 	p := e.ports[port.LinuxIf]
 	if p == nil {
 		return nil
 	}
+	e.changes.port(port.LinuxIf)
 	var errs []error
 	if n := p.macs[mac]; n > 0 {
 		if n == 1 {
@@ -467,7 +467,6 @@ func (e *evi) SetGatewayPort(linuxIf string) error {
 	if err := e.usable(); err != nil {
 		return err
 	}
-	e.gen++
 	e.d.touch()
 	link, err := e.d.h.LinkByName(linuxIf)
 	if err != nil {
@@ -491,7 +490,6 @@ func (e *evi) GatewayPortDown(linuxIf string) error {
 	if err := e.usable(); err != nil {
 		return err
 	}
-	e.gen++
 	e.d.touch()
 	if e.gateway == linuxIf {
 		e.gateway, e.gatewayEnslaved = "", false
@@ -516,7 +514,6 @@ func (e *evi) Apply(changes []dataplane.EVIChange) error {
 	if err := e.usable(); err != nil {
 		return err
 	}
-	e.gen++
 	e.d.touch()
 	var errs []error
 	for _, c := range changes {
@@ -545,6 +542,14 @@ func (e *evi) apply(c dataplane.EVIChange) error {
 	dst := dest{vtep: c.VTEP.Unmap(), vni: c.VNI}
 	if dst.vni == 0 {
 		dst.vni = e.cfg.VNI
+	}
+	switch c.Kind {
+	case dataplane.AddRemoteMAC, dataplane.RemoveRemoteMAC:
+		e.changes.mac(c.MAC)
+	case dataplane.AddFlood, dataplane.RemoveFlood:
+		e.changes.mac(route.MAC{})
+	case dataplane.AddRemoteIP, dataplane.RemoveRemoteIP:
+		e.changes.ip(c.IP.Unmap())
 	}
 	switch c.Kind {
 	case dataplane.AddRemoteMAC:

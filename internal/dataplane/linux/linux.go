@@ -52,6 +52,7 @@ import (
 
 	"github.com/bagpipe-go/bagpipe/internal/netnsref"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
@@ -148,7 +149,10 @@ type Driver struct {
 	closed    bool
 
 	repairs atomic.Uint64
-	reap    reaper // interfaces of closed EVIs waiting for deletion
+
+	dumpMu   sync.Mutex        // one reconcile dump at a time on dumpSock
+	dumpSock *nl.NetlinkSocket // the reconcile's dumps stream on it
+	reap     reaper            // interfaces of closed EVIs waiting for deletion
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -178,8 +182,13 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	dumpSock, err := openDumpSocket(opts.NetNS)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("linux E-VPN driver: %w", err)
+	}
 	d := &Driver{
-		opts: opts, h: h, start: time.Now(),
+		opts: opts, h: h, start: time.Now(), dumpSock: dumpSock,
 		log:       opts.Log.With("component", "evpn-linux"),
 		evis:      map[string]*evi{},
 		names:     map[string]string{},
@@ -188,6 +197,7 @@ func New(opts Options) (*Driver, error) {
 	}
 	owned, err := d.ownedLinks()
 	if err != nil {
+		dumpSock.Close()
 		h.Close()
 		return nil, err
 	}
@@ -367,8 +377,9 @@ func (d *Driver) loop(leftovers bool) {
 }
 
 // Reconcile reconciles every live EVI with the kernel now, from one dump
-// of the fdb and neighbour tables (an EVI that changed meanwhile dumps
-// again).
+// of the fdb and neighbour tables taken without holding any EVI lock (the
+// entries an EVI changes during the dump are left alone this round; an EVI
+// that changed more than touchLimit of them skips its entry checks).
 func (d *Driver) Reconcile() error {
 	d.mu.Lock()
 	list := make([]*evi, 0, len(d.evis))
@@ -379,20 +390,29 @@ func (d *Driver) Reconcile() error {
 	if len(list) == 0 {
 		return nil
 	}
-	gens := make([]uint64, len(list))
-	for i, e := range list {
+	keep := map[int]bool{}
+	for _, e := range list {
 		e.mu.Lock()
-		gens[i] = e.gen
+		e.changes.start()
+		for i := range e.interfaces() {
+			keep[i] = true
+		}
 		e.mu.Unlock()
 	}
-	snap, err := d.takeSnapshot()
+	snap, err := d.takeSnapshot(func(i int) bool { return keep[i] })
 	if err != nil {
-		d.log.Warn("reconcile: shared dump failed, each instance dumps alone", "err", err)
-		snap = nil
+		// Most likely a dump interrupted again and again by changes: the
+		// instances are busy programming; the next round checks them.
+		for _, e := range list {
+			e.mu.Lock()
+			e.changes = touched{}
+			e.mu.Unlock()
+		}
+		return fmt.Errorf("reconcile skipped: %w", err)
 	}
 	var errs []error
-	for i, e := range list {
-		if err := e.reconcile(snap, gens[i]); err != nil {
+	for _, e := range list {
+		if err := e.reconcile(snap); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -452,6 +472,7 @@ func (d *Driver) Close() error {
 		e.detached = true // no more netlink use: the handle goes away
 		e.mu.Unlock()
 	}
+	d.dumpSock.Close()
 	d.h.Close()
 	return nil
 }

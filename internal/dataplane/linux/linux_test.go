@@ -370,7 +370,7 @@ func TestRestartAdoptsDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(t, e2, addMAC("02:00:00:00:04:02", "10.99.0.2", 600), addFlood("10.99.0.2", 600))
-	if err := e2.reconcile(nil, 0); err != nil {
+	if err := e2.reconcile(nil); err != nil {
 		t.Fatal(err)
 	}
 	want := []fdbEntry{
@@ -630,7 +630,7 @@ func TestAdoptedStaleEntriesWaitForRelearn(t *testing.T) {
 	d2 := newDriver(t, ns, Options{ReconcileInterval: time.Hour})
 	e2 := newEVI(t, d2, "relearn", 980, "")
 	apply(t, e2, addFlood("10.99.0.2", 980))
-	if err := e2.reconcile(nil, 0); err != nil {
+	if err := e2.reconcile(nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := vxlanFDB(t, ns, e2.vxName); len(got) != 2 {
@@ -642,7 +642,7 @@ func TestAdoptedStaleEntriesWaitForRelearn(t *testing.T) {
 	e2.mu.Lock()
 	e2.keepStaleUntil = time.Time{} // the interval has passed
 	e2.mu.Unlock()
-	if err := e2.reconcile(nil, 0); err != nil {
+	if err := e2.reconcile(nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := vxlanFDB(t, ns, e2.vxName); len(got) != 1 || got[0].mac != "00:00:00:00:00:00" {

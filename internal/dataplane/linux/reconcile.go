@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/bagpipe-go/bagpipe/internal/netnsref"
 	"github.com/bagpipe-go/bagpipe/internal/route"
 )
 
@@ -20,36 +23,193 @@ type fdbKey struct {
 	dst dest
 }
 
-// snapshot is one dump of the namespace's fdb (bridge family) and
-// neighbour tables, indexed by interface: the kernel walks every entry of
-// a table whatever the filter, so the driver dumps once per round for all
-// EVIs.
-type snapshot struct {
-	fdb   map[int][]netlink.Neigh
-	neigh map[int][]netlink.Neigh // both families
+// fdbRec is one dumped bridge-family fdb entry, compact: a dump of a
+// million entries as []netlink.Neigh took ~600 MB (heap profile of
+// bagpipe-scale ingest --routes 1000000, linux driver), these take 48 MB.
+type fdbRec struct {
+	vtep   netip.Addr // NDA_DST, invalid if absent
+	vni    uint32     // NDA_VNI, 0 if absent
+	state  uint16
+	flags  uint8
+	master bool // NDA_MASTER set (a bridge entry)
+	mac    route.MAC
 }
 
-// takeSnapshot dumps the fdb and the IPv4 and IPv6 neighbour tables.
-func (d *Driver) takeSnapshot() (*snapshot, error) {
-	s := &snapshot{fdb: map[int][]netlink.Neigh{}, neigh: map[int][]netlink.Neigh{}}
-	fdb, err := dumpRetry(func() ([]netlink.Neigh, error) { return d.h.NeighList(0, unix.AF_BRIDGE) })
+// neighRec is one dumped neighbour entry.
+type neighRec struct {
+	ip     netip.Addr
+	state  uint16
+	hasMAC bool
+	mac    route.MAC
+}
+
+// snapshot is one dump of the namespace's fdb (bridge family) and
+// neighbour tables, indexed by interface and restricted to the interfaces
+// the driver cares about: the kernel walks every entry of a table whatever
+// the filter, so the driver dumps once per round for all EVIs.
+type snapshot struct {
+	fdb   map[int][]fdbRec
+	neigh map[int][]neighRec // both families
+}
+
+// takeSnapshot dumps the fdb and the IPv4 and IPv6 neighbour tables,
+// keeping the entries of the interfaces keep accepts. The dumps stream
+// (one netlink message decoded at a time) on the driver's dump socket,
+// never under an EVI lock.
+func (d *Driver) takeSnapshot(keep func(index int) bool) (*snapshot, error) {
+	s := &snapshot{fdb: map[int][]fdbRec{}, neigh: map[int][]neighRec{}}
+	err := d.dumpRetryStream(unix.AF_BRIDGE, func() { clear(s.fdb) }, func(n *netlink.Neigh) {
+		if !keep(n.LinkIndex) || len(n.HardwareAddr) != 6 {
+			return
+		}
+		r := fdbRec{vni: uint32(n.VNI), state: uint16(n.State), flags: uint8(n.Flags), master: n.MasterIndex != 0, mac: route.MAC(n.HardwareAddr)}
+		if ip, ok := netip.AddrFromSlice(n.IP); ok && n.IP != nil {
+			r.vtep = ip.Unmap()
+		}
+		s.fdb[n.LinkIndex] = append(s.fdb[n.LinkIndex], r)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("dumping the fdb: %w", err)
 	}
-	for _, n := range fdb {
-		s.fdb[n.LinkIndex] = append(s.fdb[n.LinkIndex], n)
-	}
 	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
-		list, err := dumpRetry(func() ([]netlink.Neigh, error) { return d.h.NeighList(0, fam) })
+		first := true
+		err := d.dumpRetryStream(fam, func() {
+			if !first { // a retry of this family: drop its partial entries
+				for i, l := range s.neigh {
+					s.neigh[i] = slices.DeleteFunc(l, func(r neighRec) bool { return r.ip.Is4() == (fam == unix.AF_INET) })
+				}
+			}
+			first = false
+		}, func(n *netlink.Neigh) {
+			if !keep(n.LinkIndex) {
+				return
+			}
+			ip, ok := netip.AddrFromSlice(n.IP)
+			if !ok {
+				return
+			}
+			r := neighRec{ip: ip.Unmap(), state: uint16(n.State)}
+			if len(n.HardwareAddr) == 6 {
+				r.hasMAC, r.mac = true, route.MAC(n.HardwareAddr)
+			}
+			s.neigh[n.LinkIndex] = append(s.neigh[n.LinkIndex], r)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("dumping the neighbours: %w", err)
-		}
-		for _, n := range list {
-			s.neigh[n.LinkIndex] = append(s.neigh[n.LinkIndex], n)
 		}
 	}
 	return s, nil
 }
+
+// dumpRetryStream streams a neighbour dump of one family to f, starting
+// again (after reset) when the kernel reports it was interrupted by a
+// concurrent change, at most dumpRetries times.
+func (d *Driver) dumpRetryStream(family int, reset func(), f func(*netlink.Neigh)) error {
+	d.dumpMu.Lock()
+	defer d.dumpMu.Unlock()
+	var err error
+	for range dumpRetries {
+		reset()
+		req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, unix.NLM_F_DUMP)
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: d.dumpSock}}
+		req.AddData(&netlink.Ndmsg{Family: uint8(family)})
+		err = req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWNEIGH, func(msg []byte) bool {
+			if n, derr := netlink.NeighDeserialize(msg); derr == nil {
+				f(n)
+			}
+			return true
+		})
+		if !errors.Is(err, netlink.ErrDumpInterrupted) && !errors.Is(err, nl.ErrDumpInterrupted) {
+			return err
+		}
+	}
+	return fmt.Errorf("netlink dump interrupted %d times in a row: %w", dumpRetries, err)
+}
+
+// openDumpSocket opens the netlink socket the reconcile dumps on, in the
+// driver's namespace.
+func openDumpSocket(ns string) (*nl.NetlinkSocket, error) {
+	target := netns.None()
+	if ns != "" {
+		var err error
+		if target, err = netnsref.Open(ns); err != nil {
+			return nil, fmt.Errorf("opening network namespace %q: %w", ns, err)
+		}
+		defer target.Close()
+	}
+	s, err := nl.GetNetlinkSocketAt(target, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("opening the reconcile's netlink socket: %w", err)
+	}
+	tv := unix.NsecToTimeval((30 * time.Second).Nanoseconds())
+	if err := s.SetReceiveTimeout(&tv); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("setting the reconcile's netlink socket timeout: %w", err)
+	}
+	return s, nil
+}
+
+// touchLimit bounds the keys an EVI records while a dump runs; beyond it
+// the EVI skips the entry checks of that round (the next round does them).
+const touchLimit = 1 << 16
+
+// touched records what an EVI changed while a reconcile dump ran: the
+// dump may show those entries either way, so the reconcile leaves them
+// alone (Apply, Plug and Unplug programmed them themselves).
+type touched struct {
+	on       bool // a dump is running
+	overflow bool // more than touchLimit keys: skip the entry checks
+	macs     map[route.MAC]struct{}
+	ips      map[netip.Addr]struct{}
+	ports    map[string]struct{}
+}
+
+func (t *touched) start() {
+	*t = touched{on: true}
+}
+
+func (t *touched) mac(m route.MAC) {
+	if !t.on || t.overflow {
+		return
+	}
+	if t.macs == nil {
+		t.macs = map[route.MAC]struct{}{}
+	}
+	t.macs[m] = struct{}{}
+	t.check()
+}
+
+func (t *touched) ip(ip netip.Addr) {
+	if !t.on || t.overflow {
+		return
+	}
+	if t.ips == nil {
+		t.ips = map[netip.Addr]struct{}{}
+	}
+	t.ips[ip] = struct{}{}
+	t.check()
+}
+
+func (t *touched) port(name string) {
+	if !t.on || t.overflow {
+		return
+	}
+	if t.ports == nil {
+		t.ports = map[string]struct{}{}
+	}
+	t.ports[name] = struct{}{}
+	t.check()
+}
+
+func (t *touched) check() {
+	if len(t.macs)+len(t.ips)+len(t.ports) > touchLimit {
+		*t = touched{on: true, overflow: true}
+	}
+}
+
+func (t *touched) hasMAC(m route.MAC) bool  { _, ok := t.macs[m]; return ok }
+func (t *touched) hasIP(ip netip.Addr) bool { _, ok := t.ips[ip]; return ok }
+func (t *touched) hasPort(name string) bool { _, ok := t.ports[name]; return ok }
 
 // reconcile brings the kernel in line with the EVI's desired state
 // (field notes §A4): devices recreated if deleted, put back in the bridge
@@ -60,10 +220,11 @@ func (d *Driver) takeSnapshot() (*snapshot, error) {
 // after the adoption (time for the instance to relearn its routes). Each
 // repair is counted.
 //
-// snap is a dump taken by Driver.Reconcile when the EVI's generation was
-// gen; it is used only if the EVI has not changed since and no device had
-// to be recreated, otherwise the EVI dumps again under its lock.
-func (e *evi) reconcile(snap *snapshot, gen uint64) error {
+// snap is a dump Driver.Reconcile took without holding the EVI's lock,
+// after e.changes.start(): entries the EVI changed since are left alone.
+// With snap nil, or when a device had to be recreated, the EVI dumps again
+// under its lock (its own interfaces only).
+func (e *evi) reconcile(snap *snapshot) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed || e.detached {
@@ -71,10 +232,8 @@ func (e *evi) reconcile(snap *snapshot, gen uint64) error {
 	}
 	start := time.Now()
 	before := e.repairs
-	if e.gen != gen {
-		snap = nil
-	}
 	err := e.reconcileLocked(snap)
+	e.changes = touched{}
 	e.reconciles++
 	e.lastReconcile, e.lastReconcileTook = start, time.Since(start)
 	e.lastReconcileErr = ""
@@ -94,16 +253,31 @@ func (e *evi) repaired(what string, args ...any) {
 	e.log.Info("reconcile: "+what, args...)
 }
 
+// interfaces reports whether an interface index is one of the EVI's (its
+// VXLAN device or a plugged port).
+func (e *evi) interfaces() map[int]bool {
+	m := map[int]bool{e.vxIndex: true}
+	for _, p := range e.ports {
+		m[p.index] = true
+	}
+	return m
+}
+
 func (e *evi) reconcileLocked(snap *snapshot) error {
 	before := e.repairs
 	if err := e.reconcileDevices(); err != nil {
 		return err
 	}
 	if snap == nil || e.repairs != before {
+		e.changes = touched{} // a fresh dump under our lock: nothing to skip
+		own := e.interfaces()
 		var err error
-		if snap, err = e.d.takeSnapshot(); err != nil {
+		if snap, err = e.d.takeSnapshot(func(i int) bool { return own[i] }); err != nil {
 			return err
 		}
+	}
+	if e.changes.overflow {
+		return nil // busy: the next round checks the entries
 	}
 	var errs []error
 	if err := e.reconcileFDB(snap); err != nil {
@@ -216,57 +390,58 @@ func (e *evi) reconcileDevices() error {
 }
 
 // reconcileFDB compares the dumped bridge-family fdb entries of the VXLAN
-// device and of the ports with the desired remote and local entries.
+// device and of the ports with the desired remote and local entries,
+// leaving alone what the EVI changed during the dump. A map of the present
+// entries is built only when some desired entry is missing.
 func (e *evi) reconcileFDB(snap *snapshot) error {
 	h := e.d.h
-	entries := slices.Clone(snap.fdb[e.vxIndex])
-	for _, p := range e.ports {
-		entries = append(entries, snap.fdb[p.index]...)
+	ch := &e.changes
+	recs := snap.fdb[e.vxIndex]
+	keyOf := func(r *fdbRec) (fdbKey, bool) {
+		if r.flags&netlink.NTF_SELF == 0 || !r.vtep.IsValid() {
+			return fdbKey{}, false
+		}
+		k := fdbKey{mac: r.mac, dst: dest{vtep: r.vtep, vni: r.vni}}
+		if k.dst.vni == 0 { // the kernel omits NDA_VNI when it is the device's
+			k.dst.vni = e.cfg.VNI
+		}
+		return k, true
 	}
-	present := map[fdbKey]bool{}
 	var unexpected []fdbKey
-	portIdx := map[int]*localPort{}
-	for _, p := range e.ports {
-		portIdx[p.index] = p
-	}
-	localPresent := map[int]map[route.MAC]bool{}
-	for i := range entries {
-		n := &entries[i]
-		if n.LinkIndex == e.vxIndex && n.Flags&netlink.NTF_SELF != 0 && n.IP != nil && len(n.HardwareAddr) == 6 {
-			vtep, ok := netip.AddrFromSlice(n.IP)
-			if !ok {
-				continue
-			}
-			k := fdbKey{mac: route.MAC(n.HardwareAddr), dst: dest{vtep: vtep.Unmap(), vni: uint32(n.VNI)}}
-			if k.dst.vni == 0 { // the kernel omits NDA_VNI when it is the device's
-				k.dst.vni = e.cfg.VNI
-			}
-			present[k] = true
-			if n.State&netlink.NUD_PERMANENT != 0 && !e.wantFDB(k) {
-				unexpected = append(unexpected, k)
-			}
+	matched := 0
+	for i := range recs {
+		k, ok := keyOf(&recs[i])
+		if !ok {
 			continue
 		}
-		// Bridge entries come back with NDA_MASTER set, not NTF_MASTER.
-		if p := portIdx[n.LinkIndex]; p != nil && n.MasterIndex != 0 && n.State&netlink.NUD_NOARP != 0 && len(n.HardwareAddr) == 6 {
-			if localPresent[n.LinkIndex] == nil {
-				localPresent[n.LinkIndex] = map[route.MAC]bool{}
-			}
-			localPresent[n.LinkIndex][route.MAC(n.HardwareAddr)] = true
+		if e.wantFDB(k) {
+			matched++
+		} else if recs[i].state&netlink.NUD_PERMANENT != 0 && !ch.hasMAC(k.mac) {
+			unexpected = append(unexpected, k)
 		}
 	}
 	var errs []error
-	for m, dst := range e.fdb {
-		if !present[fdbKey{m, dst}] {
+	if matched != len(e.fdb)+len(e.flood) {
+		present := make(map[fdbKey]struct{}, matched)
+		for i := range recs {
+			if k, ok := keyOf(&recs[i]); ok {
+				present[k] = struct{}{}
+			}
+		}
+		for m, dst := range e.fdb {
+			if _, ok := present[fdbKey{m, dst}]; ok || ch.hasMAC(m) {
+				continue
+			}
 			if err := h.NeighSet(e.remoteFDB(m, dst)); err != nil {
 				errs = append(errs, fmt.Errorf("re-adding fdb entry %s %s: %w", m, dst, err))
 				continue
 			}
 			e.repaired("re-added a missing fdb entry", "mac", m.String(), "dst", dst.String())
 		}
-	}
-	for f := range e.flood {
-		if !present[fdbKey{route.MAC{}, f}] {
+		for f := range e.flood {
+			if _, ok := present[fdbKey{route.MAC{}, f}]; ok || ch.hasMAC(route.MAC{}) {
+				continue
+			}
 			if err := h.NeighAppend(e.remoteFDB(route.MAC{}, f)); err != nil {
 				errs = append(errs, fmt.Errorf("re-adding flood entry %s: %w", f, err))
 				continue
@@ -283,15 +458,27 @@ func (e *evi) reconcileFDB(snap *snapshot) error {
 			e.repaired("removed an unexpected fdb entry", "mac", k.mac.String(), "dst", k.dst.String())
 		}
 	}
+	// Local static entries on the ports. Bridge entries come back with
+	// NDA_MASTER set, not NTF_MASTER.
 	for _, p := range e.ports {
-		for m := range p.macs {
-			if !localPresent[p.index][m] {
-				if err := h.NeighSet(localFDB(p.index, m)); err != nil {
-					errs = append(errs, fmt.Errorf("re-adding the static fdb entry %s on %q: %w", m, p.name, err))
-					continue
-				}
-				e.repaired("re-added a missing static fdb entry", "mac", m.String(), "port", p.name)
+		if len(p.macs) == 0 || ch.hasPort(p.name) {
+			continue
+		}
+		have := map[route.MAC]bool{}
+		for _, r := range snap.fdb[p.index] {
+			if r.master && r.state&netlink.NUD_NOARP != 0 {
+				have[r.mac] = true
 			}
+		}
+		for m := range p.macs {
+			if have[m] {
+				continue
+			}
+			if err := h.NeighSet(localFDB(p.index, m)); err != nil {
+				errs = append(errs, fmt.Errorf("re-adding the static fdb entry %s on %q: %w", m, p.name, err))
+				continue
+			}
+			e.repaired("re-added a missing static fdb entry", "mac", m.String(), "port", p.name)
 		}
 	}
 	return errors.Join(errs...)
@@ -306,39 +493,53 @@ func (e *evi) wantFDB(k fdbKey) bool {
 }
 
 // reconcileNeigh compares the VXLAN device's dumped neighbours with the
-// desired remote IPs.
-func (e *evi) reconcileNeigh(entries []netlink.Neigh) error {
+// desired remote IPs, leaving alone the IPs the EVI changed during the
+// dump.
+func (e *evi) reconcileNeigh(recs []neighRec) error {
 	h := e.d.h
-	present := map[netip.Addr]route.MAC{}
+	ch := &e.changes
+	removeStale := e.ownVXLAN && !time.Now().Before(e.keepStaleUntil)
 	var errs []error
-	for _, n := range entries {
-		ip, ok := netip.AddrFromSlice(n.IP)
-		if !ok || len(n.HardwareAddr) != 6 {
+	matched := 0
+	for _, r := range recs {
+		if !r.hasMAC {
 			continue
 		}
-		ip = ip.Unmap()
-		mac := route.MAC(n.HardwareAddr)
-		present[ip] = mac
-		if n.State&netlink.NUD_PERMANENT == 0 || !e.ownVXLAN || time.Now().Before(e.keepStaleUntil) {
-			continue
-		}
-		if l := e.neigh[ip]; len(l) == 0 {
-			if err := ignoreNotFound(h.NeighDel(e.remoteNeigh(ip, mac))); err != nil {
-				errs = append(errs, fmt.Errorf("removing unexpected neighbour %s: %w", ip, err))
-				continue
+		l := e.neigh[r.ip]
+		if len(l) > 0 {
+			if l[len(l)-1] == r.mac {
+				matched++
 			}
-			e.repaired("removed an unexpected neighbour", "ip", ip.String(), "mac", mac.String())
+			continue
+		}
+		if r.state&netlink.NUD_PERMANENT == 0 || !removeStale || ch.hasIP(r.ip) {
+			continue
+		}
+		if err := ignoreNotFound(h.NeighDel(e.remoteNeigh(r.ip, r.mac))); err != nil {
+			errs = append(errs, fmt.Errorf("removing unexpected neighbour %s: %w", r.ip, err))
+			continue
+		}
+		e.repaired("removed an unexpected neighbour", "ip", r.ip.String(), "mac", r.mac.String())
+	}
+	if matched == len(e.neigh) {
+		return errors.Join(errs...)
+	}
+	present := make(map[netip.Addr]route.MAC, len(recs))
+	for _, r := range recs {
+		if r.hasMAC {
+			present[r.ip] = r.mac
 		}
 	}
 	for ip, l := range e.neigh {
 		want := l[len(l)-1]
-		if cur, ok := present[ip]; !ok || cur != want {
-			if err := h.NeighSet(e.remoteNeigh(ip, want)); err != nil {
-				errs = append(errs, fmt.Errorf("re-adding neighbour %s %s: %w", ip, want, err))
-				continue
-			}
-			e.repaired("re-added a missing or wrong neighbour", "ip", ip.String(), "mac", want.String())
+		if cur, ok := present[ip]; (ok && cur == want) || ch.hasIP(ip) {
+			continue
 		}
+		if err := h.NeighSet(e.remoteNeigh(ip, want)); err != nil {
+			errs = append(errs, fmt.Errorf("re-adding neighbour %s %s: %w", ip, want, err))
+			continue
+		}
+		e.repaired("re-added a missing or wrong neighbour", "ip", ip.String(), "mac", want.String())
 	}
 	return errors.Join(errs...)
 }

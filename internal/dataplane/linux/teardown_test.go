@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/bagpipe-go/bagpipe/internal/route"
 )
 
 // TestAsyncTeardown: Close releases the ports at once and leaves the
@@ -114,5 +116,66 @@ func TestSyncTeardown(t *testing.T) {
 	}
 	if n := d.pendingTeardown(); n != 0 {
 		t.Errorf("%d interfaces queued with SyncTeardown", n)
+	}
+}
+
+// TestReconcileLeavesChangesDuringDump: entries an EVI changes while the
+// reconcile's dump runs (after changes.start) are neither re-added nor
+// removed from that dump.
+func TestReconcileLeavesChangesDuringDump(t *testing.T) {
+	ns := newNS(t)
+	d := newDriver(t, ns, Options{})
+	e := newEVI(t, d, "during", 970, "")
+	const old, added = "02:00:00:00:0b:01", "02:00:00:00:0b:02"
+	apply(t, e, addMAC(old, "10.99.0.2", 970), addIP("10.1.0.9", old))
+
+	e.mu.Lock()
+	e.changes.start()
+	e.mu.Unlock()
+	snap, err := d.takeSnapshot(func(i int) bool { return i == e.vxIndex })
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := 0
+	for _, r := range snap.fdb[e.vxIndex] {
+		if r.vtep.IsValid() {
+			remote++
+		}
+	}
+	if remote != 1 {
+		t.Fatalf("snapshot holds %d remote fdb entries of %s, want 1: %+v", remote, e.vxName, snap.fdb[e.vxIndex])
+	}
+	// During the "dump": one entry removed, one added.
+	apply(t, e, delMAC(old, "10.99.0.2", 970), delIP("10.1.0.9", old), addMAC(added, "10.99.0.3", 970), addIP("10.1.0.10", added))
+	if err := e.reconcile(snap); err != nil {
+		t.Fatal(err)
+	}
+	if e.repairs != 0 {
+		t.Errorf("reconcile repaired %d entries changed during its dump, want 0", e.repairs)
+	}
+	want := []fdbEntry{{mac: added, dst: "10.99.0.3", vni: 0, state: 128, flags: 2}}
+	if got := vxlanFDB(t, ns, e.vxName); len(got) != 1 || got[0].mac != want[0].mac || got[0].dst != want[0].dst {
+		t.Errorf("fdb = %v, want %v", got, want)
+	}
+	// The next round, with a dump of its own, finds nothing to do.
+	if err := d.Reconcile(); err != nil || e.repairs != 0 {
+		t.Errorf("second reconcile: err %v, repairs %d", err, e.repairs)
+	}
+}
+
+// TestTouchedLimit: past touchLimit keys the record gives up (the entry
+// checks are skipped) instead of growing.
+func TestTouchedLimit(t *testing.T) {
+	var c touched
+	c.mac(route.MAC{1})
+	if c.hasMAC(route.MAC{1}) {
+		t.Fatal("recorded while no dump runs")
+	}
+	c.start()
+	for i := range touchLimit + 1 {
+		c.mac(route.MAC{0x02, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)})
+	}
+	if !c.overflow || len(c.macs) != 0 {
+		t.Errorf("overflow %v with %d keys, want overflow and none kept", c.overflow, len(c.macs))
 	}
 }

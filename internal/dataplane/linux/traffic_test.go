@@ -152,7 +152,7 @@ func BenchmarkReconcile50k(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		if err := e.reconcile(nil, 0); err != nil {
+		if err := e.reconcile(nil); err != nil {
 			b.Fatal(err)
 		}
 	}
