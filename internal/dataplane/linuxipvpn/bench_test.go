@@ -45,3 +45,38 @@ func BenchmarkApplyRoutes(b *testing.B) {
 	}
 	b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "routes/s")
 }
+
+// BenchmarkPlugUnplug plugs 200 VMs (one port, MAC and label each) into
+// one VRF and unplugs them: per plug, the endpoint route and neighbour,
+// the label table's delivery route and the iif and tun_id rules.
+// Reported: plug+unplug pairs/s.
+func BenchmarkPlugUnplug(b *testing.B) {
+	const vms = 200
+	ns, vm := newNS(b), newNS(b)
+	d := newDriver(b, ns, Options{})
+	v := newVRF(b, d, 1, "10.0.0.1")
+	names := make([]string, vms)
+	for i := range names {
+		names[i] = "tap" + itoa(i)
+		veth(b, ns, names[i], "eth"+itoa(i), vm)
+	}
+	ep := func(i int) (route.MAC, netip.Prefix, uint32) {
+		return route.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(1 + i>>8), byte(i)}), 32), uint32(16 + i)
+	}
+	b.ResetTimer()
+	for range b.N {
+		for i, n := range names {
+			m, p, l := ep(i)
+			if err := v.Plug(port(n), m, p, l, dataplane.DirectionBoth); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for i, n := range names {
+			m, p, l := ep(i)
+			if err := v.Unplug(port(n), m, p, l, dataplane.DirectionBoth, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(vms*b.N)/b.Elapsed().Seconds(), "pairs/s")
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -63,7 +64,7 @@ func labelNexthop(lp *lport, p netip.Prefix, ep endpoint) knexthop {
 // MAC (reference §5.4): the endpoints sharing a label share a MAC, so any
 // of them reaches the same VM.
 func (v *vrf) desiredLabels() map[uint32]kroute {
-	best := map[uint32]labelCand{}
+	best := make(map[uint32]labelCand, len(v.labels)+1)
 	for name, lp := range v.ports {
 		for p, ep := range lp.eps {
 			if !ep.toPort() || v.local[p] != name {
@@ -92,7 +93,7 @@ func (v *vrf) syncDelivery() error {
 	want := v.desiredLabels()
 	var errs []error
 	for l, k := range want {
-		if cur, ok := v.labels[l]; ok && cur.sig() == k.sig() {
+		if cur, ok := v.labels[l]; ok && sameRoute(cur, k) {
 			continue
 		}
 		if err := v.d.h.RouteReplace(v.kernelRoute(k)); err != nil {
@@ -102,7 +103,7 @@ func (v *vrf) syncDelivery() error {
 		v.labels[l] = k
 		v.d.claim(k.Table)
 	}
-	errs = append(errs, v.syncRules())
+	errs = append(errs, v.syncRulesTo(v.rulesFor(want)))
 	for l := range v.labels {
 		if _, ok := want[l]; ok {
 			continue
@@ -114,6 +115,12 @@ func (v *vrf) syncDelivery() error {
 		delete(v.labels, l)
 	}
 	return errors.Join(errs...)
+}
+
+// sameRoute reports whether two routes are the same (what sig compares,
+// without formatting: syncDelivery compares every label on each plug).
+func sameRoute(a, b kroute) bool {
+	return a.Table == b.Table && a.Dst == b.Dst && a.Type == b.Type && slices.Equal(a.Nexthops, b.Nexthops)
 }
 
 // delLabelRoute removes the default route of label l's table.

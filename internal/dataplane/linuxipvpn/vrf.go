@@ -396,9 +396,12 @@ func (v *vrf) Unplug(port dataplane.LocalPort, mac route.MAC, ip netip.Prefix, l
 // per label delivered to an endpoint (desiredLabels) "tun_id <label>
 // lookup <label table>", and per classifier and such port the redirect
 // rule.
-func (v *vrf) desiredRules() map[rule]bool {
-	out := map[rule]bool{}
-	for l, k := range v.desiredLabels() {
+func (v *vrf) desiredRules() map[rule]bool { return v.rulesFor(v.desiredLabels()) }
+
+// rulesFor is desiredRules with the label deliveries already computed.
+func (v *vrf) rulesFor(labels map[uint32]kroute) map[rule]bool {
+	out := make(map[rule]bool, len(labels)+len(v.rules))
+	for l, k := range labels {
 		out[rule{Pref: prefVRF, Table: k.Table, TunID: uint64(l)}] = true
 	}
 	for name, lp := range v.ports {
@@ -442,8 +445,10 @@ func classifierRule(ck classKey, iif string) rule {
 
 // syncRules adds the desired rules we have not installed and deletes the
 // installed ones no longer desired.
-func (v *vrf) syncRules() error {
-	want := v.desiredRules()
+func (v *vrf) syncRules() error { return v.syncRulesTo(v.desiredRules()) }
+
+// syncRulesTo is syncRules towards want.
+func (v *vrf) syncRulesTo(want map[rule]bool) error {
 	var errs []error
 	for r := range v.rules {
 		if want[r] {
