@@ -504,10 +504,11 @@ func (e *evi) GatewayPortDown(linuxIf string) error {
 	return e.release(link.Attrs().Index, linuxIf)
 }
 
-// Apply implements dataplane.EVIDataplane: every change is tried, in order,
-// with the driver's one netlink handle; the failed ones are reported
-// together (the instance retries them). The desired state is updated even
-// when the kernel refuses a change, so the reconcile repairs it too.
+// Apply implements dataplane.EVIDataplane: every change is tried, in order;
+// their netlink requests go to the kernel in batches (batch.go); the
+// failed ones are reported together (the instance retries them). The
+// desired state is updated even when the kernel refuses a change, so the
+// reconcile repairs it too.
 func (e *evi) Apply(changes []dataplane.EVIChange) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -516,16 +517,40 @@ func (e *evi) Apply(changes []dataplane.EVIChange) error {
 	}
 	e.d.touch()
 	var errs []error
-	for _, c := range changes {
-		if err := e.apply(c); err != nil {
+	failed := 0
+	fail := func(c dataplane.EVIChange, err error) {
+		failed++
+		if len(errs) < maxListedErrors {
 			errs = append(errs, fmt.Errorf("%s %s: %w", c.Kind, describe(c), err))
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%d of %d dataplane changes failed on %s: %w", len(errs), len(changes), e.vxName, errors.Join(errs...))
+	ops := make([]neighOp, 0, len(changes))
+	for i, c := range changes {
+		op, ok, err := e.plan(c)
+		switch {
+		case err != nil:
+			fail(c, err)
+		case ok:
+			op.change = i
+			ops = append(ops, op)
+		}
+	}
+	for i, err := range e.d.batch.run(ops) {
+		if err != nil {
+			fail(changes[ops[i].change], err)
+		}
+	}
+	if failed > 0 {
+		if failed > len(errs) {
+			errs = append(errs, fmt.Errorf("and %d more", failed-len(errs)))
+		}
+		return fmt.Errorf("%d of %d dataplane changes failed on %s: %w", failed, len(changes), e.vxName, errors.Join(errs...))
 	}
 	return nil
 }
+
+// maxListedErrors bounds the failed changes an Apply error names.
+const maxListedErrors = 20
 
 func describe(c dataplane.EVIChange) string {
 	switch c.Kind {
@@ -537,8 +562,10 @@ func describe(c dataplane.EVIChange) string {
 	return fmt.Sprintf("%s %s vni %d", c.MAC, c.VTEP, c.VNI)
 }
 
-func (e *evi) apply(c dataplane.EVIChange) error {
-	h := e.d.h
+// plan updates the desired state for one change and returns the netlink
+// request that programs it (ok false: nothing to send).
+func (e *evi) plan(c dataplane.EVIChange) (op neighOp, ok bool, err error) {
+	const set = unix.NLM_F_CREATE | unix.NLM_F_REPLACE // NeighSet
 	dst := dest{vtep: c.VTEP.Unmap(), vni: c.VNI}
 	if dst.vni == 0 {
 		dst.vni = e.cfg.VNI
@@ -554,54 +581,60 @@ func (e *evi) apply(c dataplane.EVIChange) error {
 	switch c.Kind {
 	case dataplane.AddRemoteMAC:
 		if !dst.vtep.IsValid() {
-			return errors.New("no VTEP address")
+			return op, false, errors.New("no VTEP address")
 		}
 		e.fdb[c.MAC] = dst
-		return h.NeighSet(e.remoteFDB(c.MAC, dst))
+		return e.fdbOp(unix.RTM_NEWNEIGH, set, c.MAC, dst), true, nil
 	case dataplane.RemoveRemoteMAC:
+		if !dst.vtep.IsValid() {
+			return op, false, nil // never added (Add refuses it)
+		}
 		if cur, ok := e.fdb[c.MAC]; ok && cur == dst {
 			delete(e.fdb, c.MAC)
 		}
 		// The kernel deletes only the entry with this destination: after a
 		// MAC move (Add new, Remove old) the new entry stays.
-		return ignoreNotFound(h.NeighDel(e.remoteFDB(c.MAC, dst)))
+		return e.fdbOp(unix.RTM_DELNEIGH, 0, c.MAC, dst), true, nil
 	case dataplane.AddFlood:
 		if !dst.vtep.IsValid() {
-			return errors.New("no VTEP address")
+			return op, false, errors.New("no VTEP address")
 		}
 		e.flood[dst] = true
-		return h.NeighAppend(e.remoteFDB(route.MAC{}, dst))
+		return e.fdbOp(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_APPEND, route.MAC{}, dst), true, nil
 	case dataplane.RemoveFlood:
+		if !dst.vtep.IsValid() {
+			return op, false, nil // never added (Add refuses it)
+		}
 		delete(e.flood, dst)
-		return ignoreNotFound(h.NeighDel(e.remoteFDB(route.MAC{}, dst)))
+		return e.fdbOp(unix.RTM_DELNEIGH, 0, route.MAC{}, dst), true, nil
 	case dataplane.AddRemoteIP:
 		ip := c.IP.Unmap()
 		if !ip.IsValid() {
-			return errors.New("no IP address")
+			return op, false, errors.New("no IP address")
 		}
 		l := slices.DeleteFunc(e.neigh[ip], func(m route.MAC) bool { return m == c.MAC })
 		e.neigh[ip] = append(l, c.MAC)
-		return h.NeighSet(e.remoteNeigh(ip, c.MAC))
+		return e.neighOpFor(unix.RTM_NEWNEIGH, set, ip, c.MAC), true, nil
 	case dataplane.RemoveRemoteIP:
 		ip := c.IP.Unmap()
 		l := e.neigh[ip]
 		i := slices.Index(l, c.MAC)
 		if i < 0 {
-			return nil // not ours (or already gone): the entry maps the IP elsewhere
+			return op, false, nil // not ours (or already gone): the entry maps the IP elsewhere
 		}
 		active := i == len(l)-1
 		l = slices.Delete(l, i, i+1)
 		if len(l) == 0 {
 			delete(e.neigh, ip)
-			return ignoreNotFound(h.NeighDel(e.remoteNeigh(ip, c.MAC)))
+			return e.neighOpFor(unix.RTM_DELNEIGH, 0, ip, c.MAC), true, nil
 		}
 		e.neigh[ip] = l
 		if active {
-			return h.NeighSet(e.remoteNeigh(ip, l[len(l)-1]))
+			return e.neighOpFor(unix.RTM_NEWNEIGH, set, ip, l[len(l)-1]), true, nil
 		}
-		return nil
+		return op, false, nil
 	}
-	return fmt.Errorf("unknown change kind %d", c.Kind)
+	return op, false, fmt.Errorf("unknown change kind %d", c.Kind)
 }
 
 func ignoreNotFound(err error) error {

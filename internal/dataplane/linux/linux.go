@@ -152,6 +152,7 @@ type Driver struct {
 
 	dumpMu   sync.Mutex        // one reconcile dump at a time on dumpSock
 	dumpSock *nl.NetlinkSocket // the reconcile's dumps stream on it
+	batch    *batcher          // Apply's batched requests (batch.go)
 	reap     reaper            // interfaces of closed EVIs waiting for deletion
 
 	stop chan struct{}
@@ -182,13 +183,19 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	dumpSock, err := openDumpSocket(opts.NetNS)
+	dumpSock, err := openNetlinkSocket(opts.NetNS)
 	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("linux E-VPN driver: opening the reconcile's netlink socket: %w", err)
+	}
+	batch, err := openBatcher(opts.NetNS)
+	if err != nil {
+		dumpSock.Close()
 		h.Close()
 		return nil, fmt.Errorf("linux E-VPN driver: %w", err)
 	}
 	d := &Driver{
-		opts: opts, h: h, start: time.Now(), dumpSock: dumpSock,
+		opts: opts, h: h, start: time.Now(), dumpSock: dumpSock, batch: batch,
 		log:       opts.Log.With("component", "evpn-linux"),
 		evis:      map[string]*evi{},
 		names:     map[string]string{},
@@ -197,6 +204,7 @@ func New(opts Options) (*Driver, error) {
 	}
 	owned, err := d.ownedLinks()
 	if err != nil {
+		batch.sock.Close()
 		dumpSock.Close()
 		h.Close()
 		return nil, err
@@ -473,6 +481,7 @@ func (d *Driver) Close() error {
 		e.mu.Unlock()
 	}
 	d.dumpSock.Close()
+	d.batch.sock.Close()
 	d.h.Close()
 	return nil
 }

@@ -101,14 +101,21 @@ func (d *Driver) takeSnapshot(keep func(index int) bool) (*snapshot, error) {
 	return s, nil
 }
 
+// streamRetries bounds the attempts of a reconcile dump interrupted by
+// concurrent changes (NLM_F_DUMP_INTR). Each attempt walks the whole
+// table: while instances program a million entries every attempt is
+// interrupted, and five of them (dumpRetries) took a fifth of the CPU of
+// a withdraw. One retry, then the round is skipped.
+const streamRetries = 2
+
 // dumpRetryStream streams a neighbour dump of one family to f, starting
 // again (after reset) when the kernel reports it was interrupted by a
-// concurrent change, at most dumpRetries times.
+// concurrent change, at most streamRetries times.
 func (d *Driver) dumpRetryStream(family int, reset func(), f func(*netlink.Neigh)) error {
 	d.dumpMu.Lock()
 	defer d.dumpMu.Unlock()
 	var err error
-	for range dumpRetries {
+	for range streamRetries {
 		reset()
 		req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, unix.NLM_F_DUMP)
 		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: d.dumpSock}}
@@ -123,12 +130,12 @@ func (d *Driver) dumpRetryStream(family int, reset func(), f func(*netlink.Neigh
 			return err
 		}
 	}
-	return fmt.Errorf("netlink dump interrupted %d times in a row: %w", dumpRetries, err)
+	return fmt.Errorf("netlink dump interrupted %d times in a row (instances busy programming): %w", streamRetries, err)
 }
 
-// openDumpSocket opens the netlink socket the reconcile dumps on, in the
-// driver's namespace.
-func openDumpSocket(ns string) (*nl.NetlinkSocket, error) {
+// openNetlinkSocket opens a NETLINK_ROUTE socket in the driver's
+// namespace ("" for the current one), with a receive timeout.
+func openNetlinkSocket(ns string) (*nl.NetlinkSocket, error) {
 	target := netns.None()
 	if ns != "" {
 		var err error
@@ -139,12 +146,12 @@ func openDumpSocket(ns string) (*nl.NetlinkSocket, error) {
 	}
 	s, err := nl.GetNetlinkSocketAt(target, netns.None(), unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("opening the reconcile's netlink socket: %w", err)
+		return nil, err
 	}
 	tv := unix.NsecToTimeval((30 * time.Second).Nanoseconds())
 	if err := s.SetReceiveTimeout(&tv); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("setting the reconcile's netlink socket timeout: %w", err)
+		return nil, fmt.Errorf("setting the netlink socket timeout: %w", err)
 	}
 	return s, nil
 }
