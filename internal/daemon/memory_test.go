@@ -120,13 +120,16 @@ func TestMemoryPolicyReleases(t *testing.T) {
 		t.Fatal("released on a busy tick")
 	}
 	r0 := released()
-	for i := 1; i < memIdleTicks; i++ {
-		if m.step() {
-			t.Fatalf("released after %d quiet ticks, want %d", i, memIdleTicks)
+	// Ticks follow each other at once here, so they are quiet unless
+	// another goroutine allocates: allow for that with a few more ticks.
+	quiet := 1
+	for !m.step() {
+		if quiet++; quiet > 50 {
+			t.Fatalf("no release after %d ticks following a 256 MiB burst", quiet)
 		}
 	}
-	if !m.step() {
-		t.Fatalf("no release after %d quiet ticks following a 256 MiB burst", memIdleTicks)
+	if quiet < memIdleTicks {
+		t.Fatalf("released after %d quiet ticks, want at least %d", quiet, memIdleTicks)
 	}
 	if r := released(); r < r0+128<<20 {
 		t.Fatalf("HeapReleased %d → %d bytes: want at least 128 MiB more", r0, r)
