@@ -20,13 +20,14 @@ func TestAppendMsg(t *testing.T) {
 		name string
 		op   neighOp
 		seq  uint32
+		ack  bool
 		want []byte
 	}{{
 		name: "vxlan fdb replace",
 		op: neighOp{msgType: unix.RTM_NEWNEIGH, flags: unix.NLM_F_CREATE | unix.NLM_F_REPLACE, family: unix.AF_BRIDGE,
 			index: 7, state: netlink.NUD_PERMANENT, ntf: netlink.NTF_SELF,
 			ip: netip.MustParseAddr("10.99.0.2"), mac: route.MAC{0x02, 0, 0, 0, 0x05, 0x01}, vni: 800},
-		seq: 3,
+		seq: 3, ack: true,
 		want: []byte{
 			0x38, 0x00, 0x00, 0x00, // nlmsg_len 56
 			0x1c, 0x00, // RTM_NEWNEIGH (28)
@@ -45,7 +46,7 @@ func TestAppendMsg(t *testing.T) {
 		name: "ipv6 neighbour delete",
 		op: neighOp{msgType: unix.RTM_DELNEIGH, family: unix.AF_INET6, index: 0x0102, state: netlink.NUD_PERMANENT,
 			ip: netip.MustParseAddr("2001:db8::5"), mac: route.MAC{0x02, 0, 0, 0, 0x06, 0x01}},
-		seq: 0x01020304,
+		seq: 0x01020304, ack: true,
 		want: []byte{
 			0x3c, 0x00, 0x00, 0x00, // nlmsg_len 60
 			0x1d, 0x00, // RTM_DELNEIGH (29)
@@ -59,9 +60,28 @@ func TestAppendMsg(t *testing.T) {
 			0x14, 0x00, 0x01, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x05, // NDA_DST
 			0x0a, 0x00, 0x02, 0x00, 0x02, 0x00, 0x00, 0x00, 0x06, 0x01, 0x00, 0x00, // NDA_LLADDR + 2 pad
 		},
+	}, {
+		name: "flood append, no ack",
+		op: neighOp{msgType: unix.RTM_NEWNEIGH, flags: unix.NLM_F_CREATE | unix.NLM_F_APPEND, family: unix.AF_BRIDGE,
+			index: 9, state: netlink.NUD_PERMANENT, ntf: netlink.NTF_SELF, ip: netip.MustParseAddr("10.99.0.3"), vni: 1},
+		seq: 1,
+		want: []byte{
+			0x38, 0x00, 0x00, 0x00, // nlmsg_len 56
+			0x1c, 0x00, // RTM_NEWNEIGH
+			0x01, 0x0c, // NLM_F_REQUEST|NLM_F_CREATE|NLM_F_APPEND, no NLM_F_ACK
+			0x01, 0x00, 0x00, 0x00, // seq 1
+			0x00, 0x00, 0x00, 0x00, // pid 0
+			0x07, 0x00, 0x00, 0x00, // AF_BRIDGE, pads
+			0x09, 0x00, 0x00, 0x00, // ifindex 9
+			0x80, 0x00, // NUD_PERMANENT
+			0x02, 0x00, // NTF_SELF, type 0
+			0x08, 0x00, 0x01, 0x00, 10, 99, 0, 3, // NDA_DST 10.99.0.3
+			0x0a, 0x00, 0x02, 0x00, 0, 0, 0, 0, 0, 0, 0x00, 0x00, // NDA_LLADDR 00:00:00:00:00:00 + 2 pad
+			0x08, 0x00, 0x07, 0x00, 0x01, 0x00, 0x00, 0x00, // NDA_VNI 1
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := appendMsg(nil, &tc.op, tc.seq); !bytes.Equal(got, tc.want) {
+			if got := appendMsg(nil, &tc.op, tc.seq, tc.ack); !bytes.Equal(got, tc.want) {
 				t.Errorf("appendMsg:\n got % x\nwant % x", got, tc.want)
 			}
 		})
