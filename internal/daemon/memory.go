@@ -32,7 +32,7 @@ const (
 	memIdleTicks  = 3       // idle for 150 ms…
 	memIdleAlloc  = 1 << 20 // …allocating less than 1 MiB per tick
 	memMinBurst   = 32 << 20
-	memMinHeadway = 64 << 20 // GC headroom kept for small heaps
+	memMinHeadroom = 64 << 20 // GC headroom kept for small heaps
 	memMinPercent = 50
 )
 
@@ -68,13 +68,13 @@ func (p *releasePolicy) released(allocated uint64) {
 }
 
 // gcPercentFor is the GC percent for a live heap of live bytes: a
-// headroom of max(memMinHeadway, live/2), as a percentage of live, within
+// headroom of max(memMinHeadroom, live/2), as a percentage of live, within
 // [memMinPercent, 100].
 func gcPercentFor(live uint64) int {
 	if live == 0 {
 		return 100
 	}
-	pct := int(max(memMinHeadway, live/2) * 100 / live)
+	pct := int(max(memMinHeadroom, live/2) * 100 / live)
 	return min(100, max(memMinPercent, pct))
 }
 
