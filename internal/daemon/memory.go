@@ -28,12 +28,12 @@ import (
 
 // Memory policy parameters.
 const (
-	memTick       = 50 * time.Millisecond
-	memIdleTicks  = 3       // idle for 150 ms…
-	memIdleAlloc  = 1 << 20 // …allocating less than 1 MiB per tick
-	memMinBurst   = 32 << 20
+	memTick        = 50 * time.Millisecond
+	memIdleTicks   = 3       // idle for 150 ms…
+	memIdleAlloc   = 1 << 20 // …allocating less than 1 MiB per tick
+	memMinBurst    = 32 << 20
 	memMinHeadroom = 64 << 20 // GC headroom kept for small heaps
-	memMinPercent = 50
+	memMinPercent  = 50
 )
 
 // releasePolicy decides when to return memory to the OS. It is fed the
