@@ -13,8 +13,9 @@ import (
 
 // reconcile repairs the VRF's kernel state against its desired state.
 // have holds our rules found by the driver's dump, byTable our routes by
-// table (the VRF's table and its label tables); both were dumped before the desired state is read here, so
-// an entry that changed meanwhile is at worst rewritten, never lost.
+// table (the VRF's table and its label tables); both were dumped before
+// the desired state is read here, so an entry that changed meanwhile is
+// at worst rewritten, never lost.
 // While the adoption grace runs, an adopted VRF keeps routes it has not
 // (yet) re-added.
 func (v *vrf) reconcile(have map[rule]bool, byTable map[int][]kroute, grace bool) error {
@@ -355,8 +356,9 @@ func (d *Driver) removeUnusedPENeighbours() error {
 }
 
 // Reconcile repairs the kernel state now: the VXLAN device, the moved
-// local rule, the drop rule, every live VRF's rules, routes and neighbours, and removes
-// unclaimed state (respecting the adoption grace).
+// local rule, the drop rule, every live VRF's rules, routes (label tables
+// included) and neighbours, and removes unclaimed state (respecting the
+// adoption grace).
 func (d *Driver) Reconcile() error {
 	var errs []error
 	if err := d.ensureDevice(); err != nil {
