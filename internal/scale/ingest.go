@@ -253,8 +253,10 @@ func ingestPhase(ctx context.Context, o Options, d *Daemon, fw kernelWatch, peer
 	if serr == nil {
 		ph.CPUSeconds = after.CPU - before.CPU
 	}
-	time.Sleep(time.Second)
-	if st, err := d.Stats(); err == nil {
+	// RSS is sampled once the daemon is quiet: its instances may still be
+	// draining queues when the counters are reached, and memory freed at
+	// the end of a burst is returned to the system only when it idles.
+	if st, err := settle(d, time.Second, 10*time.Second); err == nil {
 		ph.RSSBytes, ph.PeakRSSBytes = st.RSS, st.HWM
 	}
 	if rib.err != nil {
@@ -279,4 +281,26 @@ func pace(ctx context.Context, peer *RRPeer, msgs [][]byte, rate int) {
 			return
 		}
 	}
+}
+
+// settle waits atLeast, then until the daemon used under 5% of a core over
+// the last 250 ms (or atMost has passed), and returns its stats then.
+func settle(d *Daemon, atLeast, atMost time.Duration) (ProcStats, error) {
+	const window = 250 * time.Millisecond
+	deadline := time.Now().Add(atMost)
+	time.Sleep(atLeast)
+	prev, err := d.Stats()
+	for err == nil && time.Now().Before(deadline) {
+		time.Sleep(window)
+		var st ProcStats
+		if st, err = d.Stats(); err != nil {
+			break
+		}
+		quiet := st.CPU-prev.CPU < 0.05*window.Seconds()
+		prev = st
+		if quiet {
+			break
+		}
+	}
+	return prev, err
 }
