@@ -48,9 +48,9 @@ type evi struct {
 	ownBridge         bool // created (or adopted) by us: we may delete it
 	ownVXLAN          bool
 	adopted           bool
-	fdb               map[route.MAC]dest
+	fdb               fdbTable // remote MAC → destination (state.go)
 	flood             map[dest]bool
-	neigh             map[netip.Addr][]route.MAC // last is the active one
+	neigh             neighTable // remote IP → MACs (state.go)
 	ports             map[string]*localPort
 	gateway           string
 	gatewayEnslaved   bool
@@ -82,9 +82,7 @@ func (d *Driver) NewEVI(cfg dataplane.EVIConfig) (dataplane.EVIDataplane, error)
 	e := &evi{
 		d: d, cfg: cfg, local: local.Unmap(), alias: aliasOf(cfg.ExternalID, cfg.VNI),
 		log:   d.log.With("instance", cfg.ExternalID, "vni", cfg.VNI),
-		fdb:   map[route.MAC]dest{},
 		flood: map[dest]bool{},
-		neigh: map[netip.Addr][]route.MAC{},
 		ports: map[string]*localPort{},
 	}
 	e.brName, e.vxName = ifNames(cfg.ExternalID)
@@ -583,14 +581,14 @@ func (e *evi) plan(c dataplane.EVIChange) (op neighOp, ok bool, err error) {
 		if !dst.vtep.IsValid() {
 			return op, false, errors.New("no VTEP address")
 		}
-		e.fdb[c.MAC] = dst
+		e.fdb.set(c.MAC, dst)
 		return e.fdbOp(unix.RTM_NEWNEIGH, set, c.MAC, dst), true, nil
 	case dataplane.RemoveRemoteMAC:
 		if !dst.vtep.IsValid() {
 			return op, false, nil // never added (Add refuses it)
 		}
-		if cur, ok := e.fdb[c.MAC]; ok && cur == dst {
-			delete(e.fdb, c.MAC)
+		if cur, ok := e.fdb.get(c.MAC); ok && cur == dst {
+			e.fdb.del(c.MAC)
 		}
 		// The kernel deletes only the entry with this destination: after a
 		// MAC move (Add new, Remove old) the new entry stays.
@@ -612,23 +610,26 @@ func (e *evi) plan(c dataplane.EVIChange) (op neighOp, ok bool, err error) {
 		if !ip.IsValid() {
 			return op, false, errors.New("no IP address")
 		}
-		l := slices.DeleteFunc(e.neigh[ip], func(m route.MAC) bool { return m == c.MAC })
-		e.neigh[ip] = append(l, c.MAC)
+		if _, ok := e.neigh.active(ip); !ok {
+			e.neigh.setList(ip, []route.MAC{c.MAC}) // the common case
+		} else {
+			l := slices.DeleteFunc(e.neigh.list(ip), func(m route.MAC) bool { return m == c.MAC })
+			e.neigh.setList(ip, append(l, c.MAC))
+		}
 		return e.neighOpFor(unix.RTM_NEWNEIGH, set, ip, c.MAC), true, nil
 	case dataplane.RemoveRemoteIP:
 		ip := c.IP.Unmap()
-		l := e.neigh[ip]
+		l := e.neigh.list(ip)
 		i := slices.Index(l, c.MAC)
 		if i < 0 {
 			return op, false, nil // not ours (or already gone): the entry maps the IP elsewhere
 		}
 		active := i == len(l)-1
 		l = slices.Delete(l, i, i+1)
+		e.neigh.setList(ip, l)
 		if len(l) == 0 {
-			delete(e.neigh, ip)
 			return e.neighOpFor(unix.RTM_DELNEIGH, 0, ip, c.MAC), true, nil
 		}
-		e.neigh[ip] = l
 		if active {
 			return e.neighOpFor(unix.RTM_NEWNEIGH, set, ip, l[len(l)-1]), true, nil
 		}
@@ -709,9 +710,9 @@ func (e *evi) Info() map[string]any {
 		"adopted":         e.adopted,
 		"vni":             e.cfg.VNI,
 		"local_address":   e.local.String(),
-		"fdb_count":       len(e.fdb),
+		"fdb_count":       e.fdb.len(),
 		"flood_list":      flood,
-		"neigh_count":     len(e.neigh),
+		"neigh_count":     e.neigh.len(),
 		"ports":           ports,
 		"gateway_port":    e.gateway,
 		"repairs":         e.repairs,
@@ -794,7 +795,7 @@ func (e *evi) teardown() []error {
 			errs = append(errs, err)
 		}
 	} else {
-		for m, dst := range e.fdb {
+		for m, dst := range e.fdb.all {
 			if err := ignoreNotFound(h.NeighDel(e.remoteFDB(m, dst))); err != nil {
 				errs = append(errs, fmt.Errorf("removing fdb entry %s: %w", m, err))
 			}
@@ -804,15 +805,15 @@ func (e *evi) teardown() []error {
 				errs = append(errs, fmt.Errorf("removing flood entry %s: %w", f, err))
 			}
 		}
-		for ip, l := range e.neigh {
-			if err := ignoreNotFound(h.NeighDel(e.remoteNeigh(ip, l[len(l)-1]))); err != nil {
+		for ip, m := range e.neigh.all {
+			if err := ignoreNotFound(h.NeighDel(e.remoteNeigh(ip, m))); err != nil {
 				errs = append(errs, fmt.Errorf("removing neighbour %s: %w", ip, err))
 			}
 		}
 	}
-	clear(e.fdb)
+	e.fdb = fdbTable{}
 	clear(e.flood)
-	clear(e.neigh)
+	e.neigh = neighTable{}
 	if async {
 		e.d.enqueueDying(dyingLink{name: e.brName, index: e.brIndex, kind: "bridge", alias: e.alias})
 	} else if e.ownBridge {

@@ -428,14 +428,14 @@ func (e *evi) reconcileFDB(snap *snapshot) error {
 		}
 	}
 	var errs []error
-	if matched != len(e.fdb)+len(e.flood) {
+	if matched != e.fdb.len()+len(e.flood) {
 		present := make(map[fdbKey]struct{}, matched)
 		for i := range recs {
 			if k, ok := keyOf(&recs[i]); ok {
 				present[k] = struct{}{}
 			}
 		}
-		for m, dst := range e.fdb {
+		for m, dst := range e.fdb.all {
 			if _, ok := present[fdbKey{m, dst}]; ok || ch.hasMAC(m) {
 				continue
 			}
@@ -495,7 +495,7 @@ func (e *evi) wantFDB(k fdbKey) bool {
 	if k.mac == (route.MAC{}) {
 		return e.flood[k.dst]
 	}
-	d, ok := e.fdb[k.mac]
+	d, ok := e.fdb.get(k.mac)
 	return ok && d == k.dst
 }
 
@@ -512,9 +512,8 @@ func (e *evi) reconcileNeigh(recs []neighRec) error {
 		if !r.hasMAC {
 			continue
 		}
-		l := e.neigh[r.ip]
-		if len(l) > 0 {
-			if l[len(l)-1] == r.mac {
+		if a, ok := e.neigh.active(r.ip); ok {
+			if a == r.mac {
 				matched++
 			}
 			continue
@@ -528,7 +527,7 @@ func (e *evi) reconcileNeigh(recs []neighRec) error {
 		}
 		e.repaired("removed an unexpected neighbour", "ip", r.ip.String(), "mac", r.mac.String())
 	}
-	if matched == len(e.neigh) {
+	if matched == e.neigh.len() {
 		return errors.Join(errs...)
 	}
 	present := make(map[netip.Addr]route.MAC, len(recs))
@@ -537,8 +536,7 @@ func (e *evi) reconcileNeigh(recs []neighRec) error {
 			present[r.ip] = r.mac
 		}
 	}
-	for ip, l := range e.neigh {
-		want := l[len(l)-1]
+	for ip, want := range e.neigh.all {
 		if cur, ok := present[ip]; (ok && cur == want) || ch.hasIP(ip) {
 			continue
 		}

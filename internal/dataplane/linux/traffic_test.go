@@ -124,7 +124,7 @@ func BenchmarkApplyRemoteMACs(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		if got := len(e.fdb); got != total {
+		if got := e.fdb.len(); got != total {
 			b.Fatalf("%d entries, want %d", got, total)
 		}
 		if err := e.Close(); err != nil {
