@@ -94,20 +94,10 @@ func appendMsg(b []byte, op *neighOp, seq uint32, ack bool) []byte {
 	b = ne.AppendUint32(b, uint32(op.index))
 	b = ne.AppendUint16(b, op.state)
 	b = append(b, op.ntf, 0)
-	attr := func(b []byte, typ uint16, data []byte) []byte {
-		b = ne.AppendUint16(b, uint16(4+len(data)))
-		b = ne.AppendUint16(b, typ)
-		b = append(b, data...)
-		for len(b)%4 != 0 {
-			b = append(b, 0)
-		}
-		return b
-	}
-	ip := op.ip.AsSlice()
-	b = attr(b, netlink.NDA_DST, ip)
-	b = attr(b, netlink.NDA_LLADDR, op.mac[:])
+	b = appendAttr(b, netlink.NDA_DST, op.ip.AsSlice())
+	b = appendAttr(b, netlink.NDA_LLADDR, op.mac[:])
 	if op.vni != 0 {
-		b = attr(b, netlink.NDA_VNI, ne.AppendUint32(nil, op.vni))
+		b = appendAttr(b, netlink.NDA_VNI, ne.AppendUint32(nil, op.vni))
 	}
 	ne.PutUint32(b[start:], uint32(len(b)-start))
 	return b
@@ -144,24 +134,57 @@ func (bt *batcher) run(ops []neighOp) []error {
 // socket failed).
 var errNoAck = errors.New("no netlink acknowledgement")
 
-// runOne sends one batch and reads its errors into errs. Only the last
-// request asks for an acknowledgement: the kernel processes the requests
-// of one sendmsg in order, in the sender's context, and reports every
-// failure (NLMSG_ERROR with a non-zero code) whatever NLM_F_ACK says, so
-// when the last acknowledgement arrives every error is in; a recvmsg per
-// request was a third of the CPU of a 1M-route withdraw.
+// runOne sends one batch of neighbour requests and reads its errors into
+// errs.
 func (bt *batcher) runOne(ops []neighOp, errs []error) error {
+	return bt.send(len(ops), func(b []byte, i int, seq uint32, ack bool) []byte {
+		return appendMsg(b, &ops[i], seq, ack)
+	}, func(i int) bool { return ops[i].notFoundOK }, errs)
+}
+
+// rawMsg serialises one request of a mixed batch (runRaw).
+type rawMsg struct {
+	build      func(b []byte, seq uint32, ack bool) []byte
+	notFoundOK bool
+}
+
+// runRaw sends a few requests of any kind in one sendmsg and returns the
+// error of each (nil for success).
+func (bt *batcher) runRaw(msgs ...rawMsg) []error {
+	errs := make([]error, len(msgs))
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	if err := bt.send(len(msgs), func(b []byte, i int, seq uint32, ack bool) []byte {
+		return msgs[i].build(b, seq, ack)
+	}, func(i int) bool { return msgs[i].notFoundOK }, errs); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	return errs
+}
+
+// send sends n requests (serialised by build) in one sendmsg and reads
+// their errors into errs. Only the last request asks for an
+// acknowledgement: the kernel processes the requests of one sendmsg in
+// order, in the sender's context, and reports every failure (NLMSG_ERROR
+// with a non-zero code) whatever NLM_F_ACK says, so when the last
+// acknowledgement arrives every error is in; a recvmsg per request was a
+// third of the CPU of a 1M-route withdraw. Called with bt.mu held.
+func (bt *batcher) send(n int, build func(b []byte, i int, seq uint32, ack bool) []byte, notFoundOK func(i int) bool, errs []error) error {
 	first := bt.seq + 1
-	last := first + uint32(len(ops)) - 1
+	last := first + uint32(n) - 1
 	bt.buf = bt.buf[:0]
-	for i := range ops {
+	for i := range n {
 		bt.seq++
-		bt.buf = appendMsg(bt.buf, &ops[i], bt.seq, bt.seq == last)
+		bt.buf = build(bt.buf, i, bt.seq, bt.seq == last)
 	}
 	clear(errs)
 	fd := bt.sock.GetFd()
 	if err := unix.Sendto(fd, bt.buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("sending %d netlink requests: %w", len(ops), err)
+		return fmt.Errorf("sending %d netlink requests: %w", n, err)
 	}
 	for {
 		msgs, from, err := bt.sock.Receive()
@@ -171,7 +194,7 @@ func (bt *batcher) runOne(ops []neighOp, errs []error) error {
 					errs[i] = errNoAck
 				}
 			}
-			return fmt.Errorf("reading the errors of %d netlink requests: %w", len(ops), err)
+			return fmt.Errorf("reading the errors of %d netlink requests: %w", n, err)
 		}
 		if from.Pid != nl.PidKernel {
 			continue
@@ -184,7 +207,7 @@ func (bt *batcher) runOne(ops []neighOp, errs []error) error {
 			i := int(m.Header.Seq - first)
 			if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
 				err := syscall.Errno(-code)
-				if !(ops[i].notFoundOK && (err == unix.ENOENT || err == unix.ESRCH)) {
+				if !(notFoundOK(i) && (err == unix.ENOENT || err == unix.ESRCH)) {
 					errs[i] = err
 				}
 			}
@@ -194,6 +217,79 @@ func (bt *batcher) runOne(ops []neighOp, errs []error) error {
 			return nil
 		}
 	}
+}
+
+// linkOp is an RTM_SETLINK request on an existing interface (rtnetlink(7)):
+//
+//	nlmsghdr     16 bytes
+//	ifinfomsg    family u8, pad u8, type u16, index s32,
+//	             flags u32, change u32                    16 bytes
+//	IFLA_MASTER  u32                       (master > 0)
+//	IFLA_IFALIAS string, no NUL            (alias != "")
+//	IFLA_AF_SPEC { AF_INET6 { IFLA_INET6_ADDR_GEN_MODE u8 } } (noIPv6Addr)
+type linkOp struct {
+	index      int32
+	up         bool
+	master     int32
+	alias      string
+	noIPv6Addr bool
+}
+
+// appendLinkMsg serialises op with sequence number seq.
+func appendLinkMsg(b []byte, op *linkOp, seq uint32, ack bool) []byte {
+	ne := binary.NativeEndian
+	start := len(b)
+	flags := unix.NLM_F_REQUEST
+	if ack {
+		flags |= unix.NLM_F_ACK
+	}
+	b = ne.AppendUint32(b, 0) // length, set below
+	b = ne.AppendUint16(b, unix.RTM_SETLINK)
+	b = ne.AppendUint16(b, uint16(flags))
+	b = ne.AppendUint32(b, seq)
+	b = ne.AppendUint32(b, 0)
+	b = append(b, unix.AF_UNSPEC, 0, 0, 0)
+	b = ne.AppendUint32(b, uint32(op.index))
+	var ifFlags uint32
+	if op.up {
+		ifFlags = unix.IFF_UP
+	}
+	b = ne.AppendUint32(b, ifFlags) // ifi_flags
+	b = ne.AppendUint32(b, ifFlags) // ifi_change
+	if op.master > 0 {
+		b = appendAttr(b, unix.IFLA_MASTER, ne.AppendUint32(nil, uint32(op.master)))
+	}
+	if op.alias != "" {
+		b = appendAttr(b, unix.IFLA_IFALIAS, []byte(op.alias))
+	}
+	if op.noIPv6Addr {
+		mode := appendAttr(nil, unix.IFLA_INET6_ADDR_GEN_MODE, []byte{in6AddrGenModeNone})
+		b = appendAttr(b, unix.IFLA_AF_SPEC, appendAttr(nil, unix.AF_INET6, mode))
+	}
+	ne.PutUint32(b[start:], uint32(len(b)-start))
+	return b
+}
+
+// appendAttr appends an rtattr (length, type, data, padding to 4 bytes).
+func appendAttr(b []byte, typ uint16, data []byte) []byte {
+	ne := binary.NativeEndian
+	b = ne.AppendUint16(b, uint16(4+len(data)))
+	b = ne.AppendUint16(b, typ)
+	b = append(b, data...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// linkMsg is a rawMsg for a linkOp.
+func linkMsg(op linkOp) rawMsg {
+	return rawMsg{build: func(b []byte, seq uint32, ack bool) []byte { return appendLinkMsg(b, &op, seq, ack) }}
+}
+
+// neighMsg is a rawMsg for a neighOp.
+func neighMsg(op neighOp) rawMsg {
+	return rawMsg{build: func(b []byte, seq uint32, ack bool) []byte { return appendMsg(b, &op, seq, ack) }, notFoundOK: op.notFoundOK}
 }
 
 // openBatcher opens the batch socket in the driver's namespace.

@@ -231,14 +231,15 @@ func (e *evi) createBridge() error {
 		return fmt.Errorf("bridge %s vanished after creation: %w", e.brName, err)
 	}
 	e.brIndex = link.Attrs().Index
-	if err := h.LinkSetAlias(link, e.alias); err != nil {
-		_ = h.LinkDel(link)
-		return fmt.Errorf("setting the alias of bridge %s: %w", e.brName, err)
-	}
-	e.noIPv6Addresses(link)
-	if err := h.LinkSetUp(link); err != nil {
-		_ = h.LinkDel(link)
-		return fmt.Errorf("setting bridge %s up: %w", e.brName, err)
+	// Alias, no IPv6 address, up: one sendmsg (batch.go).
+	idx := int32(e.brIndex)
+	errs := e.d.batch.runRaw(linkMsg(linkOp{index: idx, alias: e.alias}), linkMsg(linkOp{index: idx, noIPv6Addr: true}), linkMsg(linkOp{index: idx, up: true}))
+	e.noIPv6Result(e.brName, errs[1])
+	for i, what := range []string{"setting the alias of", "", "setting up"} {
+		if what != "" && errs[i] != nil {
+			_ = h.LinkDel(link)
+			return fmt.Errorf("%s bridge %s: %w", what, e.brName, errs[i])
+		}
 	}
 	return nil
 }
@@ -307,19 +308,16 @@ func (e *evi) createVXLAN() error {
 		return fmt.Errorf("VXLAN device %s vanished after creation: %w", e.vxName, err)
 	}
 	e.vxIndex = link.Attrs().Index
-	fail := func(what string, err error) error {
-		_ = h.LinkDel(link)
-		return fmt.Errorf("%s VXLAN device %s: %w", what, e.vxName, err)
-	}
-	if err := h.LinkSetAlias(link, e.alias); err != nil {
-		return fail("setting the alias of", err)
-	}
-	if err := h.LinkSetMasterByIndex(link, e.brIndex); err != nil {
-		return fail("putting in bridge "+e.brName+" the", err)
-	}
-	e.noIPv6Addresses(link)
-	if err := h.LinkSetUp(link); err != nil {
-		return fail("setting up the", err)
+	// Alias, into the bridge, no IPv6 address, up: one sendmsg (batch.go).
+	idx := int32(e.vxIndex)
+	errs := e.d.batch.runRaw(linkMsg(linkOp{index: idx, alias: e.alias}), linkMsg(linkOp{index: idx, master: int32(e.brIndex)}),
+		linkMsg(linkOp{index: idx, noIPv6Addr: true}), linkMsg(linkOp{index: idx, up: true}))
+	e.noIPv6Result(e.vxName, errs[2])
+	for i, what := range []string{"setting the alias of", "putting in bridge " + e.brName + " the", "", "setting up the"} {
+		if what != "" && errs[i] != nil {
+			_ = h.LinkDel(link)
+			return fmt.Errorf("%s VXLAN device %s: %w", what, e.vxName, errs[i])
+		}
 	}
 	return nil
 }
@@ -369,25 +367,32 @@ func (e *evi) Plug(port dataplane.LocalPort, mac route.MAC, ip netip.Addr) error
 		// In our bridge, the port is ours to release on the last unplug,
 		// even if it was already there (adopted from an earlier run).
 		p = &localPort{name: port.LinuxIf, index: link.Attrs().Index, macs: map[route.MAC]int{}, enslaved: e.ownBridge}
+		// Into the bridge, up, static fdb entry: one sendmsg (batch.go).
+		idx := int32(p.index)
+		var msgs []rawMsg
+		var what []string
 		if e.ownBridge && link.Attrs().MasterIndex != e.brIndex {
-			if err := h.LinkSetMasterByIndex(link, e.brIndex); err != nil {
-				return fmt.Errorf("putting interface %q in bridge %s: %w", port.LinuxIf, e.brName, err)
-			}
+			msgs = append(msgs, linkMsg(linkOp{index: idx, master: int32(e.brIndex)}))
+			what = append(what, fmt.Sprintf("putting interface %q in bridge %s", port.LinuxIf, e.brName))
 		}
-		if err := e.ensureUp(link); err != nil {
-			e.releasePort(p)
-			return err
+		if link.Attrs().Flags&net.FlagUp == 0 {
+			msgs = append(msgs, linkMsg(linkOp{index: idx, up: true}))
+			what = append(what, fmt.Sprintf("setting %s up", port.LinuxIf))
 		}
-	}
-	e.changes.port(port.LinuxIf)
-	if p.macs[mac] == 0 {
-		if err := h.NeighSet(localFDB(p.index, mac)); err != nil {
-			if newPort {
+		msgs = append(msgs, neighMsg(localFDBOp(p.index, mac)))
+		what = append(what, fmt.Sprintf("adding the static fdb entry %s on %q", mac, port.LinuxIf))
+		for i, err := range e.d.batch.runRaw(msgs...) {
+			if err != nil {
 				e.releasePort(p)
+				return fmt.Errorf("%s: %w", what[i], err)
 			}
+		}
+	} else if p.macs[mac] == 0 {
+		if err := e.d.batch.runRaw(neighMsg(localFDBOp(p.index, mac)))[0]; err != nil {
 			return fmt.Errorf("adding the static fdb entry %s on %q: %w", mac, port.LinuxIf, err)
 		}
 	}
+	e.changes.port(port.LinuxIf)
 	p.macs[mac]++
 	e.ports[port.LinuxIf] = p
 	return nil
@@ -672,6 +677,12 @@ func (e *evi) remoteNeigh(ip netip.Addr, mac route.MAC) *netlink.Neigh {
 		IP:           ip.AsSlice(),
 		HardwareAddr: net.HardwareAddr(mac[:]),
 	}
+}
+
+// localFDBOp is the request for localFDB (batch.go).
+func localFDBOp(index int, mac route.MAC) neighOp {
+	return neighOp{msgType: unix.RTM_NEWNEIGH, flags: unix.NLM_F_CREATE | unix.NLM_F_REPLACE, family: unix.AF_BRIDGE,
+		index: int32(index), state: netlink.NUD_NOARP, ntf: netlink.NTF_MASTER, mac: mac}
 }
 
 // localFDB is a static bridge fdb entry for a local endpoint: "bridge fdb

@@ -3,7 +3,6 @@ package linux
 import (
 	"errors"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,12 +24,12 @@ import (
 // walks the others.
 const in6AddrGenModeNone = 1
 
-// noIPv6Addresses sets addr_gen_mode none on one of our interfaces. A
-// kernel without IPv6 has nothing to set; another failure is logged, not
-// returned: the interface works all the same.
-func (e *evi) noIPv6Addresses(link netlink.Link) {
-	err := e.d.h.LinkSetIP6AddrGenMode(link, in6AddrGenModeNone)
+// noIPv6Result logs the failure of setting addr_gen_mode none on one of
+// our interfaces (a linkOp with noIPv6Addr). A kernel without IPv6 has
+// nothing to set; another failure is logged, not returned: the interface
+// works all the same.
+func (e *evi) noIPv6Result(name string, err error) {
 	if err != nil && !errors.Is(err, unix.EAFNOSUPPORT) && !errors.Is(err, unix.EOPNOTSUPP) {
-		e.log.Warn("could not turn off IPv6 addresses on an interface of ours (it works, but floods IPv6 control traffic to the bridge)", "interface", link.Attrs().Name, "err", err)
+		e.log.Warn("could not turn off IPv6 addresses on an interface of ours (it works, but floods IPv6 control traffic to the bridge)", "interface", name, "err", err)
 	}
 }
