@@ -205,7 +205,9 @@ func (d *Driver) drainDying(deadline time.Time) error {
 }
 
 // WaitTeardown deletes now the interfaces of closed instances that the
-// background reaper has not deleted yet, and returns when none is left.
+// background reaper has not deleted yet, and returns when none is left
+// (tests, and tools that must see them gone). Do not call it concurrently
+// with Driver.Close.
 func (d *Driver) WaitTeardown() error {
 	d.mu.Lock()
 	closed := d.closed
