@@ -185,4 +185,3 @@ func (e *evi) remoteNeigh(ip netip.Addr, mac route.MAC) *netlink.Neigh {
 		HardwareAddr: net.HardwareAddr(mac[:]),
 	}
 }
-
