@@ -1,13 +1,14 @@
 package vpn
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
-	"sort"
+	"strings"
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/engine"
@@ -60,6 +61,63 @@ type instanceBase struct {
 	macPort   map[route.MAC]dataplane.LocalPort // MAC → the port it is bound to
 	ipMAC     map[netip.Prefix]route.MAC        // IP → the MAC it is bound to
 	portEPs   map[string]int                    // linuxif → number of endpoints
+	macEPs    map[route.MAC]int                 // MAC → number of endpoints
+	// nAdv is the number of endpoints whose route is advertised (ep.adv
+	// set), kept by setAdv so that the counters need no endpoint walk.
+	nAdv int
+}
+
+// setAdv advertises r for endpoint ep in place of its current route
+// (withdraws it when r is nil; see advertise), keeping nAdv.
+func (b *instanceBase) setAdv(fx *effects, ep *endpoint, r *route.Route) {
+	had := ep.adv != nil
+	advertise(fx, &ep.adv, r)
+	switch has := ep.adv != nil; {
+	case has && !had:
+		b.nAdv++
+	case had && !has:
+		b.nAdv--
+	}
+}
+
+// addEP records a new endpoint k on port (endpoints, macPort, macEPs,
+// portEPs); ipMAC is the caller's.
+func (b *instanceBase) addEP(k epKey, ep *endpoint) {
+	b.endpoints[k] = ep
+	b.macPort[k.mac] = ep.port
+	b.macEPs[k.mac]++
+	b.portEPs[ep.port.LinuxIf]++
+}
+
+// dropEP forgets endpoint k (endpoints, macEPs and macPort, portEPs,
+// ipMAC) and reports whether it was the last one of its MAC and of its
+// port. Its route must be withdrawn already (setAdv with nil).
+func (b *instanceBase) dropEP(k epKey, ep *endpoint) (lastOfMAC, lastOnPort bool) {
+	delete(b.endpoints, k)
+	if k.ip.IsValid() {
+		delete(b.ipMAC, k.ip)
+	}
+	if b.portEPs[ep.port.LinuxIf]--; b.portEPs[ep.port.LinuxIf] <= 0 {
+		delete(b.portEPs, ep.port.LinuxIf)
+		lastOnPort = true
+	}
+	if b.macEPs[k.mac]--; b.macEPs[k.mac] <= 0 {
+		delete(b.macEPs, k.mac)
+		delete(b.macPort, k.mac)
+		lastOfMAC = true
+	}
+	return lastOfMAC, lastOnPort
+}
+
+// clearEPs empties the endpoint bookkeeping (instance stop; the routes
+// are withdrawn by engine Cleanup).
+func (b *instanceBase) clearEPs() {
+	clear(b.endpoints)
+	clear(b.macPort)
+	clear(b.macEPs)
+	clear(b.ipMAC)
+	clear(b.portEPs)
+	b.nAdv = 0
 }
 
 // epKey identifies a local endpoint; ip is invalid for a MAC-only
@@ -122,7 +180,7 @@ func newEVI(p eviParams) *evi {
 			bgpAddr: p.bgpAddr, dpAddr: p.dpAddr, rds: p.rds,
 			log:       p.log.With("instance", name, "vpn_instance_id", p.externalID),
 			endpoints: map[epKey]*endpoint{}, macPort: map[route.MAC]dataplane.LocalPort{},
-			ipMAC: map[netip.Prefix]route.MAC{}, portEPs: map[string]int{},
+			ipMAC: map[netip.Prefix]route.MAC{}, portEPs: map[string]int{}, macEPs: map[route.MAC]int{},
 		},
 		dp: p.dp,
 		rt: newTracker(p.hostname, name, p.encaps),
@@ -254,7 +312,7 @@ func (e *evi) readvertiseEndpoint(fx *effects, k epKey, ep *endpoint) {
 	if len(e.exportRTs) > 0 {
 		r = e.endpointRoute(k, ep)
 	}
-	advertise(fx, &ep.adv, r)
+	e.setAdv(fx, ep, r)
 }
 
 func (e *evi) readvertiseMulticast(fx *effects) {
@@ -304,18 +362,27 @@ func (e *evi) updateRTs(fx *effects, importRTs, exportRTs []route.RT) {
 	}
 }
 
-func (e *evi) sortedEndpoints() []epKey {
-	keys := make([]epKey, 0, len(e.endpoints))
-	for k := range e.endpoints {
+// sortedEndpoints lists the endpoint keys in a stable order: MAC, then
+// IP as text ("None" and "invalid Prefix" sort as such).
+func (b *instanceBase) sortedEndpoints() []epKey {
+	keys := make([]epKey, 0, len(b.endpoints))
+	for k := range b.endpoints {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if c := slices.Compare(keys[i].mac[:], keys[j].mac[:]); c != 0 {
-			return c < 0
-		}
-		return keys[i].ip.String() < keys[j].ip.String()
-	})
+	slices.SortFunc(keys, cmpEPKey)
 	return keys
+}
+
+// cmpEPKey orders endpoint keys by MAC, then by IP text (formatted only
+// for keys of the same MAC).
+func cmpEPKey(a, b epKey) int {
+	if c := bytes.Compare(a.mac[:], b.mac[:]); c != 0 {
+		return c
+	}
+	if a.ip == b.ip {
+		return 0
+	}
+	return strings.Compare(a.ip.String(), b.ip.String())
 }
 
 // attach plugs (or refreshes) an endpoint and applies the instance-level
@@ -366,9 +433,7 @@ func (e *evi) attach(req *AttachRequest) (effects, error) {
 			e.ipMAC[req.IP] = req.MAC
 		}
 		ep = &endpoint{port: req.LocalPort, rdNum: n, rd: route.NewRDIPv4(e.bgpAddr, n)}
-		e.endpoints[k] = ep
-		e.macPort[req.MAC] = req.LocalPort
-		e.portEPs[req.LocalPort.LinuxIf]++
+		e.addEP(k, ep)
 	}
 	// Refresh (or first set) of the per-endpoint parameters.
 	ep.localPref, ep.lbOrder = localPref, req.LBOrder
@@ -384,21 +449,9 @@ func (e *evi) attach(req *AttachRequest) (effects, error) {
 // replaces it, or the dataplane was already told).
 func (e *evi) forget(fx *effects, k epKey) {
 	ep := e.endpoints[k]
-	advertise(fx, &ep.adv, nil)
+	e.setAdv(fx, ep, nil)
 	e.rds.releaseRD(ep.rdNum)
-	delete(e.endpoints, k)
-	if k.ip.IsValid() {
-		delete(e.ipMAC, k.ip)
-	}
-	if e.portEPs[ep.port.LinuxIf]--; e.portEPs[ep.port.LinuxIf] <= 0 {
-		delete(e.portEPs, ep.port.LinuxIf)
-	}
-	for ok := range e.endpoints {
-		if ok.mac == k.mac {
-			return
-		}
-	}
-	delete(e.macPort, k.mac)
+	e.dropEP(k, ep)
 }
 
 // detach unplugs an endpoint, or with no IP every endpoint of the MAC (its
@@ -413,10 +466,13 @@ func (e *evi) detach(req *DetachRequest) (fx effects, empty bool, err error) {
 		}
 		keys = []epKey{k}
 	} else {
-		for _, k := range e.sortedEndpoints() {
-			if k.mac == req.MAC && k.ip.IsValid() {
-				keys = append(keys, k)
+		if e.macEPs[req.MAC] > 0 {
+			for k := range e.endpoints {
+				if k.mac == req.MAC && k.ip.IsValid() {
+					keys = append(keys, k)
+				}
 			}
+			slices.SortFunc(keys, cmpEPKey)
 		}
 		if wk := (epKey{mac: req.MAC}); e.endpoints[wk] != nil {
 			keys = append(keys, wk)
@@ -446,13 +502,9 @@ func (e *evi) detach(req *DetachRequest) (fx effects, empty bool, err error) {
 func (e *evi) stop() error {
 	var errs []error
 	for _, k := range e.sortedEndpoints() {
-		ep := e.endpoints[k]
-		e.rds.releaseRD(ep.rdNum)
-		delete(e.endpoints, k)
+		e.rds.releaseRD(e.endpoints[k].rdNum)
 	}
-	clear(e.macPort)
-	clear(e.ipMAC)
-	clear(e.portEPs)
+	e.clearEPs()
 	if err := e.dp.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing the dataplane of %s: %w", e.name, err))
 	}

@@ -84,6 +84,14 @@ type instance struct {
 	done    chan struct{} // closed when the goroutine exits
 	stopped atomic.Bool
 	info    atomic.Pointer[InstanceInfo]
+	// epMu guards the endpoint bookkeeping (endpoints, their ports and
+	// labels) against looking-glass readers: the loop holds it while it
+	// runs a request (the only code that changes endpoints) and bumps
+	// epGen; readers build InstanceInfo.Ports under RLock (see
+	// portsSnapshot), so attaches do not rebuild it each time.
+	epMu  sync.RWMutex
+	epGen atomic.Uint64
+	ports atomic.Pointer[portsSnap] // last Ports built, with its epGen
 	// ignoreLog rate-limits "route ignored" warnings (owned by the loop).
 	lastWarn   time.Time
 	suppressed int
@@ -187,7 +195,10 @@ func (in *instance) run() {
 			}
 			if msg.req != nil {
 				flush()
+				in.epMu.Lock()
 				err := msg.req.fn()
+				in.epGen.Add(1)
+				in.epMu.Unlock()
 				in.publishInfo() // before replying: the caller may read it
 				msg.req.reply <- err
 				continue

@@ -396,7 +396,7 @@ func (m *Manager) Instances() []InstanceInfo {
 	m.mu.Unlock()
 	out := make([]InstanceInfo, 0, len(ins))
 	for _, in := range ins {
-		out = append(out, *in.info.Load())
+		out = append(out, in.snapshot())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ExternalID < out[j].ExternalID })
 	return out
@@ -408,7 +408,7 @@ func (m *Manager) Instance(externalID string) (InstanceInfo, bool) {
 	if in == nil {
 		return InstanceInfo{}, false
 	}
-	return *in.info.Load(), true
+	return in.snapshot(), true
 }
 
 // Stop stops every instance: routes withdrawn, dataplane state removed,
@@ -520,14 +520,9 @@ func (in *instance) counts() RouteCounts {
 		return in.v.counts()
 	}
 	s := in.e.rt.stats
-	adv := 0
+	adv := in.e.nAdv
 	if in.e.mcRoute != nil {
 		adv++
-	}
-	for _, ep := range in.e.endpoints {
-		if ep.adv != nil {
-			adv++
-		}
 	}
 	return RouteCounts{
 		Received: s.Type2Routes + s.Type3Routes, Best: s.Type2Dests + len(in.e.rt.mcast),
@@ -537,7 +532,9 @@ func (in *instance) counts() RouteCounts {
 	}
 }
 
-// publishInfo rebuilds the snapshot (after API operations; loop only).
+// publishInfo rebuilds the snapshot (after API operations; loop only),
+// except its Ports, which snapshot builds when read: rebuilding them on
+// every attach made attaching n endpoints into one instance O(n²).
 func (in *instance) publishInfo() {
 	if in.v != nil {
 		in.publishVRFInfo()
@@ -548,17 +545,59 @@ func (in *instance) publishInfo() {
 		Type: "EVI", VPNType: in.typ, Name: e.name, ID: e.id, ExternalID: e.externalID,
 		Description: e.description, ImportRTs: slices.Clone(e.importRTs), ExportRTs: slices.Clone(e.exportRTs),
 		VNI: e.vni.vni, ForcedVNI: e.vni.forced, RD: e.rd, Driver: in.m.cfg.EVPNDriver.Name(),
-		Ports: map[string][]EndpointInfo{}, Routes: in.counts(), Stopped: in.stopped.Load(),
-	}
-	for _, k := range e.sortedEndpoints() {
-		ep := e.endpoints[k]
-		info.Ports[ep.port.LinuxIf] = append(info.Ports[ep.port.LinuxIf], EndpointInfo{
-			MAC: k.mac, IP: k.ip, RD: ep.rd, LocalPref: ep.localPref, LBOrder: ep.lbOrder,
-			Label: e.vni.vni, Description: ep.description, Port: ep.port,
-		})
+		Routes: in.counts(), Stopped: in.stopped.Load(),
 	}
 	info.Link = in.m.linkOfEVI(e.externalID)
 	in.info.Store(info)
+}
+
+// portsSnap is a built InstanceInfo.Ports and the epGen it reflects.
+type portsSnap struct {
+	gen   uint64
+	ports map[string][]EndpointInfo
+}
+
+// snapshot returns the instance's last published snapshot with its
+// current Ports. Any goroutine but the instance loop may call it.
+func (in *instance) snapshot() InstanceInfo {
+	info := *in.info.Load()
+	info.Ports = in.portsSnapshot()
+	return info
+}
+
+// portsSnapshot returns the endpoints by port, rebuilt only when a request
+// ran since the last build. It waits at most for the request the loop is
+// running (never for route processing). The map is shared between
+// callers: read only.
+func (in *instance) portsSnapshot() map[string][]EndpointInfo {
+	if p := in.ports.Load(); p != nil && p.gen == in.epGen.Load() {
+		return p.ports
+	}
+	in.epMu.RLock()
+	gen := in.epGen.Load()
+	ports := in.buildPorts()
+	in.epMu.RUnlock()
+	in.ports.Store(&portsSnap{gen: gen, ports: ports})
+	return ports
+}
+
+// buildPorts lists the endpoints by port, each port's in (MAC, IP)
+// order. Called with epMu held (read or write).
+func (in *instance) buildPorts() map[string][]EndpointInfo {
+	b := in.base()
+	ports := make(map[string][]EndpointInfo, len(b.portEPs))
+	for _, k := range b.sortedEndpoints() {
+		ep := b.endpoints[k]
+		ei := EndpointInfo{
+			MAC: k.mac, IP: k.ip, RD: ep.rd, LocalPref: ep.localPref, LBOrder: ep.lbOrder,
+			Label: b.vni.vni, Description: ep.description, Port: ep.port,
+		}
+		if v := in.v; v != nil {
+			ei.Label, ei.Direction = v.macLabel[k.mac], v.eps[k].dir
+		}
+		ports[ep.port.LinuxIf] = append(ports[ep.port.LinuxIf], ei)
+	}
+	return ports
 }
 
 // publishCounts refreshes only the counters (after route events).

@@ -144,7 +144,7 @@ func newVRF(p vrfParams) *vrf {
 			bgpAddr: p.bgpAddr, dpAddr: p.dpAddr, rds: p.rds,
 			log:       p.log.With("instance", name, "vpn_instance_id", p.externalID),
 			endpoints: map[epKey]*endpoint{}, macPort: map[route.MAC]dataplane.LocalPort{},
-			ipMAC: map[netip.Prefix]route.MAC{}, portEPs: map[string]int{},
+			ipMAC: map[netip.Prefix]route.MAC{}, portEPs: map[string]int{}, macEPs: map[route.MAC]int{},
 		},
 		dp: p.dp, drvName: p.drv.Name(), encaps: p.drv.Encaps(),
 		gateway: p.gateway, prefixLen: p.prefixLen, attract: p.attract, fallback: p.fallback,
@@ -223,7 +223,7 @@ func (v *vrf) readvertiseEndpoint(fx *effects, k epKey, ep *endpoint) {
 	if len(v.exportRTs) > 0 && v.eps[k].dir != dataplane.DirectionFromPort {
 		r = v.endpointRoute(k, ep)
 	}
-	advertise(fx, &ep.adv, r)
+	v.setAdv(fx, ep, r)
 }
 
 // subscriptions are the matches of a VRF (reference §5.2): VPNv4 and
@@ -333,10 +333,8 @@ func (v *vrf) attach(req *AttachRequest) (effects, error) {
 		v.macLabel[req.MAC] = label
 		v.ipMAC[req.IP] = req.MAC
 		ep = &endpoint{port: req.LocalPort, rdNum: n, rd: route.NewRDIPv4(v.bgpAddr, n)}
-		v.endpoints[k] = ep
 		v.eps[k] = &vrfEndpoint{dir: dir, prefix: p}
-		v.macPort[req.MAC] = req.LocalPort
-		v.portEPs[req.LocalPort.LinuxIf]++
+		v.addEP(k, ep)
 	}
 	ep.localPref, ep.lbOrder = localPref, req.LBOrder
 	ep.description = slices.Clone(req.Description)
@@ -377,24 +375,11 @@ func (v *vrf) detach(req *DetachRequest) (fx effects, empty, lastOnPort bool, er
 	vep := v.eps[k]
 	label := v.macLabel[k.mac]
 	port := ep.port
-	advertise(&fx, &ep.adv, nil)
+	v.setAdv(&fx, ep, nil)
 	v.rds.releaseRD(ep.rdNum)
-	delete(v.endpoints, k)
 	delete(v.eps, k)
-	delete(v.ipMAC, k.ip)
-	if v.portEPs[port.LinuxIf]--; v.portEPs[port.LinuxIf] <= 0 {
-		delete(v.portEPs, port.LinuxIf)
-		lastOnPort = true
-	}
-	macLeft := false
-	for ok := range v.endpoints {
-		if ok.mac == k.mac {
-			macLeft = true
-			break
-		}
-	}
-	if !macLeft {
-		delete(v.macPort, k.mac)
+	lastOfMAC, lastOnPort := v.dropEP(k, ep)
+	if lastOfMAC {
 		delete(v.macLabel, k.mac)
 		v.labels.releaseLabel(label)
 	}
@@ -414,16 +399,13 @@ func (v *vrf) stop() error {
 	var errs []error
 	for _, k := range v.sortedEndpoints() {
 		v.rds.releaseRD(v.endpoints[k].rdNum)
-		delete(v.endpoints, k)
 	}
 	for _, l := range v.macLabel {
 		v.labels.releaseLabel(l)
 	}
 	clear(v.macLabel)
 	clear(v.eps)
-	clear(v.macPort)
-	clear(v.ipMAC)
-	clear(v.portEPs)
+	v.clearEPs()
 	for _, rules := range sortedKeys(v.redirected) {
 		if err := v.unredirect(rules); err != nil {
 			errs = append(errs, err)
@@ -433,20 +415,4 @@ func (v *vrf) stop() error {
 		errs = append(errs, fmt.Errorf("closing the dataplane of %s: %w", v.name, err))
 	}
 	return errors.Join(errs...)
-}
-
-// sortedEndpoints lists the endpoint keys in a stable order (MAC, then
-// IP), as the EVI does.
-func (v *vrf) sortedEndpoints() []epKey {
-	keys := make([]epKey, 0, len(v.endpoints))
-	for k := range v.endpoints {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b epKey) int {
-		if c := slices.Compare(a.mac[:], b.mac[:]); c != 0 {
-			return c
-		}
-		return cmpString(a.ip.String(), b.ip.String())
-	})
-	return keys
 }

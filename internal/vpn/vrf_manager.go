@@ -314,12 +314,7 @@ func (m *Manager) unlinkEVI(ctx context.Context, vrfExt string) error {
 
 // counts are a VRF's route counters.
 func (v *vrf) counts() RouteCounts {
-	adv := len(v.readvRoutes) + len(v.defRoutes) + len(v.flowRoutes) + len(v.reorig)
-	for _, ep := range v.endpoints {
-		if ep.adv != nil {
-			adv++
-		}
-	}
+	adv := len(v.readvRoutes) + len(v.defRoutes) + len(v.flowRoutes) + len(v.reorig) + v.nAdv
 	return RouteCounts{
 		Received: v.stats.Received + v.stats.Flows, Best: len(v.inst.dests) + len(v.flows), Advertised: adv,
 		IgnoredType: v.stats.IgnoredType, IgnoredRT: v.stats.IgnoredRT, IgnoredEncap: v.stats.IgnoredEncap,
@@ -356,7 +351,7 @@ func (in *instance) publishVRFInfo() {
 		Type: "VRF", VPNType: in.typ, Name: v.name, ID: v.id, ExternalID: v.externalID,
 		Description: v.description, ImportRTs: slices.Clone(v.importRTs), ExportRTs: slices.Clone(v.exportRTs),
 		VNI: v.vni.vni, ForcedVNI: v.vni.forced, RD: v.rd, Driver: v.drvName,
-		Ports: map[string][]EndpointInfo{}, Routes: v.counts(), Stopped: in.stopped.Load(),
+		Routes: v.counts(), Stopped: in.stopped.Load(),
 		GatewayIP: v.gateway, SubnetPrefixLen: v.prefixLen, RedirectFor: v.redirectFor,
 		Readvertised: v.readvertised(), Link: in.m.linkOfVRF(v.externalID),
 	}
@@ -370,12 +365,5 @@ func (in *instance) publishVRFInfo() {
 		fb := *v.fallback
 		info.Fallback = &fb
 	}
-	for _, k := range v.sortedEndpoints() {
-		ep := v.endpoints[k]
-		info.Ports[ep.port.LinuxIf] = append(info.Ports[ep.port.LinuxIf], EndpointInfo{
-			MAC: k.mac, IP: k.ip, RD: ep.rd, LocalPref: ep.localPref, LBOrder: ep.lbOrder,
-			Label: v.macLabel[k.mac], Description: ep.description, Port: ep.port, Direction: v.eps[k].dir,
-		})
-	}
-	in.info.Store(info)
+	in.info.Store(info) // Ports: built when read (instance.snapshot)
 }
