@@ -20,36 +20,72 @@ import (
 //
 // So the daemon (1) lowers the GC percent once the live heap is large
 // (headroom max(64 MiB, live/2): GOGC 100 up to 64 MiB of live heap, down
-// to 50 from 128 MiB), and (2) once the process goes idle after a burst of
-// allocation at least half the live heap (and at least 32 MiB), returns
-// the free heap to the OS at once (debug.FreeOSMemory: one collection,
-// then every free page released). An operator's GOGC or GOMEMLIMIT
-// environment variable turns (1) off.
+// to 50 from 128 MiB), and (2) once the process goes idle after some
+// allocation, returns the free heap to the OS at once
+// (debug.FreeOSMemory: one collection, then every free page released) if
+// the memory it keeps beyond its live heap grew by at least
+// max(16 MiB, live/16) since the last release, or if it allocated at least
+// max(32 MiB, live/2) since. An operator's GOGC or GOMEMLIMIT environment
+// variable turns (1) off.
+//
+// The first trigger of (2) is that growth ("slack": memory mapped and not
+// released, minus the live heap of the last collection). It used to be
+// only a burst of max(32 MiB, live/2) allocated since the last release,
+// and at a million routes (live heap ~200 MB) garbage
+// under 100 MB was never returned. The linux E-VPN driver made that
+// visible: when a release fell while it was still programming the
+// kernel, the tail of that programming, or a reconcile round (a streamed
+// dump of the fdb and neighbour tables, ~90 MB at a million entries), left
+// 30 to 100 MB of garbage mapped (bagpipe-scale ingest --driver linux
+// --routes 1000000: RSS after 208 to 304 MB from one run to the next).
 
 // Memory policy parameters.
 const (
 	memTick        = 50 * time.Millisecond
 	memIdleTicks   = 3       // idle for 150 ms…
 	memIdleAlloc   = 1 << 20 // …allocating less than 1 MiB per tick
-	memMinBurst    = 32 << 20
+	memMinBurst    = 4 << 20 // allocated since the last release
+	memMinSlack    = 16 << 20
+	memBigBurst    = 32 << 20 // allocated since the last release: release whatever the slack
 	memMinHeadroom = 64 << 20 // GC headroom kept for small heaps
 	memMinPercent  = 50
 )
 
-// releasePolicy decides when to return memory to the OS. It is fed the
-// cumulative allocated bytes and the live heap once per tick; it has no
-// clock of its own, so tests drive it tick by tick.
+// releasePolicy decides when to return memory to the OS. It is fed, once
+// per tick, the cumulative allocated bytes, the live heap (of the last
+// collection) and the retained memory (mapped by the runtime and not
+// released to the OS); it has no clock of its own, so tests drive it tick
+// by tick.
 type releasePolicy struct {
 	started     bool
 	prevAlloc   uint64 // cumulative allocated bytes at the previous tick
 	lastRelease uint64 // cumulative allocated bytes after the last release
+	baseSlack   uint64 // retained minus live after the last release
 	quiet       int    // consecutive idle ticks
 }
 
-// observe records one tick and reports whether to release memory now.
-func (p *releasePolicy) observe(allocated, live uint64) bool {
+// slack is the memory retained beyond the live heap (0 if none).
+func slack(live, retained uint64) uint64 {
+	if retained < live {
+		return 0
+	}
+	return retained - live
+}
+
+// minSlackGrowth is the growth of the slack over its value after the last
+// release that is worth a release: max(memMinSlack, live/16).
+func minSlackGrowth(live uint64) uint64 {
+	return max(memMinSlack, live/16)
+}
+
+// observe records one tick and reports whether to release memory now:
+// after memIdleTicks quiet ticks, if at least memMinBurst was allocated
+// since the last release and the slack grew by minSlackGrowth(live), or
+// if at least max(memBigBurst, live/2) was allocated.
+func (p *releasePolicy) observe(allocated, live, retained uint64) bool {
 	if !p.started {
 		p.started, p.prevAlloc, p.lastRelease = true, allocated, allocated
+		p.baseSlack = slack(live, retained)
 		return false
 	}
 	if allocated-p.prevAlloc >= memIdleAlloc {
@@ -58,13 +94,25 @@ func (p *releasePolicy) observe(allocated, live uint64) bool {
 		p.quiet++
 	}
 	p.prevAlloc = allocated
-	return p.quiet >= memIdleTicks && allocated-p.lastRelease >= max(memMinBurst, live/2)
+	s := slack(live, retained)
+	// The slack falls when the live heap grows into the free heap or the
+	// background scavenger returns memory: measure growth from its lowest.
+	p.baseSlack = min(p.baseSlack, s)
+	burst := allocated - p.lastRelease
+	if p.quiet < memIdleTicks || burst < memMinBurst {
+		return false
+	}
+	// The live heap is that of the last collection: garbage that was
+	// still reachable then is not in the slack. A burst of half the live
+	// heap is worth a collection anyway.
+	return s-p.baseSlack >= minSlackGrowth(live) || burst >= max(memBigBurst, live/2)
 }
 
-// released records that memory was released (allocated: the cumulative
-// allocated bytes after the release).
-func (p *releasePolicy) released(allocated uint64) {
+// released records that memory was released (allocated, live, retained:
+// as read after the release).
+func (p *releasePolicy) released(allocated, live, retained uint64) {
 	p.prevAlloc, p.lastRelease, p.quiet = allocated, allocated, 0
+	p.baseSlack = slack(live, retained)
 }
 
 // gcPercentFor is the GC percent for a live heap of live bytes: a
@@ -142,13 +190,13 @@ func (m *memoryPolicy) step() bool {
 			m.gcPercent = pct
 		}
 	}
-	if !m.policy.observe(allocated, live) {
+	if !m.policy.observe(allocated, live, retained) {
 		return false
 	}
 	t0 := time.Now()
 	debug.FreeOSMemory()
 	after, live, retainedAfter := m.read()
-	m.policy.released(after)
+	m.policy.released(after, live, retainedAfter)
 	m.log.Debug("idle after an allocation burst: memory returned to the OS",
 		"retained_before", retained, "retained_after", retainedAfter, "live_heap", live, "took", time.Since(t0))
 	return true

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"testing"
 )
 
@@ -28,66 +29,101 @@ func TestGCPercentFor(t *testing.T) {
 }
 
 // TestReleasePolicy drives the policy tick by tick: it releases only
-// after memIdleTicks quiet ticks that follow a burst of at least
-// max(32 MiB, live/2) allocated since the last release.
+// after memIdleTicks quiet ticks, when at least memMinBurst was allocated
+// since the last release and the slack (retained minus live) grew by at
+// least max(16 MiB, live/16) over its lowest value since then, or when
+// at least max(32 MiB, live/2) was allocated.
 func TestReleasePolicy(t *testing.T) {
 	const mib = 1 << 20
 	type tick struct {
-		alloc, live uint64 // cumulative allocated bytes, live heap
-		want        bool
+		alloc, live, retained uint64 // cumulative allocated bytes, live heap, retained memory
+		want                  bool
 	}
 	for _, tc := range []struct {
 		name  string
 		ticks []tick
 	}{
 		{"burst then idle", []tick{
-			{0, 10 * mib, false},                               // first sample: baseline
-			{100 * mib, 50 * mib, false},                       // busy
-			{100 * mib, 50 * mib, false},                       // quiet 1
-			{100*mib + mib/2, 50 * mib, false},                 // quiet 2 (less than 1 MiB)
-			{100*mib + mib/2 + 1000, 50 * mib, true},           // quiet 3: release
-			{100*mib + mib/2 + 2000, 50 * mib, false},          // after release (released() called)
-			{100*mib + mib/2 + 3000, 50 * mib, false},          // nothing new allocated
-			{100*mib + mib/2 + 4000, 50 * mib, false},          // still nothing
-			{100*mib + mib/2 + 5000, 50 * mib, false},          //
-			{100*mib + mib/2 + 6000 + 40*mib, 50 * mib, false}, // small burst: 40 MiB…
-			{100*mib + mib/2 + 6000 + 40*mib, 50 * mib, false}, //
-			{100*mib + mib/2 + 6000 + 40*mib, 50 * mib, false}, //
-			{100*mib + mib/2 + 6000 + 40*mib, 50 * mib, true},  // …≥ 32 MiB and ≥ live/2: release
+			{0, 10 * mib, 20 * mib, false},                      // first sample: slack 10 MiB
+			{100 * mib, 50 * mib, 150 * mib, false},             // busy
+			{100 * mib, 50 * mib, 150 * mib, false},             // quiet 1
+			{100*mib + mib/2, 50 * mib, 150 * mib, false},       // quiet 2 (less than 1 MiB)
+			{100*mib + mib/2 + 1000, 50 * mib, 150 * mib, true}, // quiet 3, slack +90 MiB: release (after: retained 60 MiB)
+			{100*mib + mib/2 + 2000, 50 * mib, 60 * mib, false}, // after the release
+			{100*mib + mib/2 + 3000, 50 * mib, 60 * mib, false}, // nothing new allocated
+			{100*mib + mib/2 + 4000, 50 * mib, 60 * mib, false}, //
+			{100*mib + mib/2 + 5000, 50 * mib, 60 * mib, false}, //
+			{100*mib + mib/2 + 6000, 50 * mib, 60 * mib, false}, //
+			{106*mib + mib/2 + 6000, 50 * mib, 80 * mib, false}, // small burst: 6 MiB allocated…
+			{106*mib + mib/2 + 6000, 50 * mib, 80 * mib, false}, //
+			{106*mib + mib/2 + 6000, 50 * mib, 80 * mib, false}, //
+			{106*mib + mib/2 + 6000, 50 * mib, 80 * mib, true},  // …slack +20 MiB ≥ 16 MiB: release
 		}},
-		{"burst below live/2", []tick{
-			{0, 400 * mib, false},
-			{150 * mib, 400 * mib, false}, // 150 MiB < 200 MiB
-			{150 * mib, 400 * mib, false},
-			{150 * mib, 400 * mib, false},
-			{150 * mib, 400 * mib, false},
-			{150 * mib, 400 * mib, false},
+		{"garbage under live/2 (reconcile round at 1M routes)", []tick{
+			{0, 200 * mib, 230 * mib, false},        // slack 30 MiB
+			{90 * mib, 200 * mib, 320 * mib, false}, // a 90 MiB dump, garbage once done
+			{90 * mib, 200 * mib, 320 * mib, false}, //
+			{90 * mib, 200 * mib, 320 * mib, false}, //
+			{90 * mib, 200 * mib, 320 * mib, true},  // slack +90 MiB ≥ 200/16: release
+		}},
+		{"big burst, garbage reachable at the last collection", []tick{
+			{0, 10 * mib, 20 * mib, false},
+			{256 * mib, 256 * mib, 270 * mib, false}, // slack +4 MiB only
+			{256 * mib, 256 * mib, 270 * mib, false},
+			{256 * mib, 256 * mib, 270 * mib, false},
+			{256 * mib, 256 * mib, 270 * mib, true}, // but 256 MiB ≥ live/2 allocated
+		}},
+		{"slack growth under live/16", []tick{
+			{0, 400 * mib, 430 * mib, false},
+			{150 * mib, 400 * mib, 450 * mib, false}, // slack +20 MiB < 25 MiB
+			{150 * mib, 400 * mib, 450 * mib, false},
+			{150 * mib, 400 * mib, 450 * mib, false},
+			{150 * mib, 400 * mib, 450 * mib, false},
+			{150 * mib, 400 * mib, 450 * mib, false},
+		}},
+		{"slack measured from its lowest", []tick{
+			{0, 100 * mib, 200 * mib, false},         // slack 100 MiB (free heap left from before)
+			{50 * mib, 180 * mib, 200 * mib, false},  // the live heap grew into it: slack 20 MiB
+			{100 * mib, 180 * mib, 240 * mib, false}, // then garbage: slack 60 MiB
+			{100 * mib, 180 * mib, 240 * mib, false}, //
+			{100 * mib, 180 * mib, 240 * mib, false}, //
+			{100 * mib, 180 * mib, 240 * mib, true},  // +40 MiB over the lowest: release
+		}},
+		{"already returned by the scavenger", []tick{
+			{0, 100 * mib, 120 * mib, false},
+			{40 * mib, 100 * mib, 300 * mib, false}, // busy (40 MiB < live/2)
+			{40 * mib, 100 * mib, 130 * mib, false}, // scavenged while quiet: slack +10 MiB
+			{40 * mib, 100 * mib, 130 * mib, false},
+			{40 * mib, 100 * mib, 130 * mib, false},
+			{40 * mib, 100 * mib, 130 * mib, false},
 		}},
 		{"never idle", []tick{
-			{0, 10 * mib, false},
-			{50 * mib, 10 * mib, false},
-			{52 * mib, 10 * mib, false},
-			{54 * mib, 10 * mib, false},
-			{56 * mib, 10 * mib, false},
-			{58 * mib, 10 * mib, false},
+			{0, 10 * mib, 20 * mib, false},
+			{50 * mib, 10 * mib, 70 * mib, false},
+			{52 * mib, 10 * mib, 72 * mib, false},
+			{54 * mib, 10 * mib, 74 * mib, false},
+			{56 * mib, 10 * mib, 76 * mib, false},
+			{58 * mib, 10 * mib, 78 * mib, false},
 		}},
 		{"idle without burst", []tick{
-			{0, 10 * mib, false},
-			{mib / 2, 10 * mib, false},
-			{mib, 10 * mib, false},
-			{mib, 10 * mib, false},
-			{mib, 10 * mib, false},
+			{0, 10 * mib, 20 * mib, false},
+			{mib / 2, 10 * mib, 60 * mib, false}, // slack +40 MiB (stacks, say) but 3.5 MiB allocated
+			{3 * mib, 10 * mib, 60 * mib, false},
+			{3*mib + mib/2, 10 * mib, 60 * mib, false},
+			{3*mib + mib/2, 10 * mib, 60 * mib, false},
+			{3*mib + mib/2, 10 * mib, 60 * mib, false},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var p releasePolicy
 			for i, k := range tc.ticks {
-				got := p.observe(k.alloc, k.live)
+				got := p.observe(k.alloc, k.live, k.retained)
 				if got != k.want {
-					t.Fatalf("tick %d (alloc %d, live %d): release %v, want %v", i, k.alloc, k.live, got, k.want)
+					t.Fatalf("tick %d (alloc %d, live %d, retained %d MiB): release %v, want %v",
+						i, k.alloc/mib, k.live/mib, k.retained/mib, got, k.want)
 				}
 				if got {
-					p.released(k.alloc)
+					p.released(k.alloc, k.live, k.live+10*mib)
 				}
 			}
 		})
@@ -137,4 +173,45 @@ func TestMemoryPolicyReleases(t *testing.T) {
 	if m.step() {
 		t.Fatal("released again without a new burst")
 	}
+}
+
+// TestMemoryPolicyReleasesGarbageUnderHalfTheLiveHeap: with 256 MiB of
+// live heap, 96 MiB of garbage (a reconcile round's dump at a million
+// entries is about that) is returned to the OS once the process is quiet;
+// the policy used to wait for max(32 MiB, live/2) allocated.
+func TestMemoryPolicyReleasesGarbageUnderHalfTheLiveHeap(t *testing.T) {
+	m := newMemoryPolicy(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.adjustGC = false
+	live := make([][]byte, 0, 256)
+	for range 256 {
+		live = append(live, make([]byte, 1<<20))
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	if m.step() {
+		t.Fatal("released on the first tick (baseline)")
+	}
+	garbage := make([][]byte, 0, 96)
+	for range 96 {
+		garbage = append(garbage, make([]byte, 1<<20))
+	}
+	runtime.KeepAlive(garbage)
+	garbage = nil
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r0 := ms.HeapReleased
+	released := false
+	for range 50 {
+		if released = m.step(); released {
+			break
+		}
+	}
+	if !released {
+		t.Fatal("96 MiB of garbage over a 256 MiB live heap not released after 50 ticks")
+	}
+	runtime.ReadMemStats(&ms)
+	if ms.HeapReleased < r0+64<<20 {
+		t.Fatalf("HeapReleased %d → %d bytes: want at least 64 MiB more", r0, ms.HeapReleased)
+	}
+	runtime.KeepAlive(live)
 }
