@@ -58,15 +58,12 @@ type snapshot struct {
 // never under an EVI lock.
 func (d *Driver) takeSnapshot(keep func(index int) bool) (*snapshot, error) {
 	s := &snapshot{fdb: map[int][]fdbRec{}, neigh: map[int][]neighRec{}}
-	err := d.dumpRetryStream(unix.AF_BRIDGE, func() { clear(s.fdb) }, func(n *netlink.Neigh) {
-		if !keep(n.LinkIndex) || len(n.HardwareAddr) != 6 {
+	err := d.dumpRetryStream(unix.AF_BRIDGE, func() { clear(s.fdb) }, func(n *ndEntry) {
+		if !keep(n.index) || len(n.lladdr) != 6 {
 			return
 		}
-		r := fdbRec{vni: uint32(n.VNI), state: uint16(n.State), flags: uint8(n.Flags), master: n.MasterIndex != 0, mac: route.MAC(n.HardwareAddr)}
-		if ip, ok := netip.AddrFromSlice(n.IP); ok && n.IP != nil {
-			r.vtep = ip.Unmap()
-		}
-		s.fdb[n.LinkIndex] = append(s.fdb[n.LinkIndex], r)
+		r := fdbRec{vtep: n.dst, vni: n.vni, state: n.state, flags: n.flags, master: n.master, mac: route.MAC(n.lladdr)}
+		s.fdb[n.index] = append(s.fdb[n.index], r)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dumping the fdb: %w", err)
@@ -80,19 +77,15 @@ func (d *Driver) takeSnapshot(keep func(index int) bool) (*snapshot, error) {
 				}
 			}
 			first = false
-		}, func(n *netlink.Neigh) {
-			if !keep(n.LinkIndex) {
+		}, func(n *ndEntry) {
+			if !keep(n.index) || !n.dst.IsValid() {
 				return
 			}
-			ip, ok := netip.AddrFromSlice(n.IP)
-			if !ok {
-				return
+			r := neighRec{ip: n.dst, state: n.state}
+			if len(n.lladdr) == 6 {
+				r.hasMAC, r.mac = true, route.MAC(n.lladdr)
 			}
-			r := neighRec{ip: ip.Unmap(), state: uint16(n.State)}
-			if len(n.HardwareAddr) == 6 {
-				r.hasMAC, r.mac = true, route.MAC(n.HardwareAddr)
-			}
-			s.neigh[n.LinkIndex] = append(s.neigh[n.LinkIndex], r)
+			s.neigh[n.index] = append(s.neigh[n.index], r)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("dumping the neighbours: %w", err)
@@ -110,8 +103,9 @@ const streamRetries = 2
 
 // dumpRetryStream streams a neighbour dump of one family to f, starting
 // again (after reset) when the kernel reports it was interrupted by a
-// concurrent change, at most streamRetries times.
-func (d *Driver) dumpRetryStream(family int, reset func(), f func(*netlink.Neigh)) error {
+// concurrent change, at most streamRetries times. The entries are decoded
+// in place (parseNeigh); f must not keep n.lladdr.
+func (d *Driver) dumpRetryStream(family int, reset func(), f func(n *ndEntry)) error {
 	d.dumpMu.Lock()
 	defer d.dumpMu.Unlock()
 	var err error
@@ -121,8 +115,8 @@ func (d *Driver) dumpRetryStream(family int, reset func(), f func(*netlink.Neigh
 		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: d.dumpSock}}
 		req.AddData(&netlink.Ndmsg{Family: uint8(family)})
 		err = req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWNEIGH, func(msg []byte) bool {
-			if n, derr := netlink.NeighDeserialize(msg); derr == nil {
-				f(n)
+			if n, ok := parseNeigh(msg); ok {
+				f(&n)
 			}
 			return true
 		})
