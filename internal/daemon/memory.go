@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"syscall"
 	"time"
 )
 
@@ -20,8 +21,8 @@ import (
 //
 // So the daemon (1) lowers the GC percent once the live heap is large
 // (headroom max(64 MiB, live/2): GOGC 100 up to 64 MiB of live heap, down
-// to 50 from 128 MiB), and (2) once the process goes idle after some
-// allocation, returns the free heap to the OS at once
+// to 50 from 128 MiB), and (2) once the process goes idle (allocating
+// and computing little) after some allocation, returns the free heap to the OS at once
 // (debug.FreeOSMemory: one collection, then every free page released) if
 // the memory it keeps beyond its live heap grew by at least
 // max(16 MiB, live/16) since the last release, or if it allocated at least
@@ -42,9 +43,10 @@ import (
 // Memory policy parameters.
 const (
 	memTick        = 50 * time.Millisecond
-	memIdleTicks   = 3       // idle for 150 ms…
-	memIdleAlloc   = 1 << 20 // …allocating less than 1 MiB per tick
-	memMinBurst    = 4 << 20 // allocated since the last release
+	memIdleTicks   = 3           // idle for 150 ms…
+	memIdleAlloc   = 1 << 20     // …allocating less than 1 MiB per tick…
+	memIdleCPU     = memTick / 5 // …and using less than a fifth of a CPU
+	memMinBurst    = 4 << 20     // allocated since the last release
 	memMinSlack    = 16 << 20
 	memBigBurst    = 32 << 20 // allocated since the last release: release whatever the slack
 	memMinHeadroom = 64 << 20 // GC headroom kept for small heaps
@@ -53,15 +55,24 @@ const (
 
 // releasePolicy decides when to return memory to the OS. It is fed, once
 // per tick, the cumulative allocated bytes, the live heap (of the last
-// collection) and the retained memory (mapped by the runtime and not
-// released to the OS); it has no clock of its own, so tests drive it tick
-// by tick.
+// collection), the retained memory (mapped by the runtime and not
+// released to the OS) and the process's CPU time; it has no clock of its
+// own, so tests drive it tick by tick.
+//
+// A tick is quiet when the process allocated less than memIdleAlloc and
+// used less than memIdleCPU of CPU. The CPU test matters: the linux E-VPN
+// driver programs the kernel in sendmsg calls that allocate little, so on
+// allocations alone the process looked idle while a million entries were
+// still being programmed, memory was released then, and the queues and
+// request buffers still live at that moment stayed mapped once they were
+// garbage (20 to 30 MB, more when the release came earlier).
 type releasePolicy struct {
 	started     bool
-	prevAlloc   uint64 // cumulative allocated bytes at the previous tick
-	lastRelease uint64 // cumulative allocated bytes after the last release
-	baseSlack   uint64 // retained minus live after the last release
-	quiet       int    // consecutive idle ticks
+	prevAlloc   uint64        // cumulative allocated bytes at the previous tick
+	prevCPU     time.Duration // process CPU time (user+system) at the previous tick
+	lastRelease uint64        // cumulative allocated bytes after the last release
+	baseSlack   uint64        // retained minus live after the last release
+	quiet       int           // consecutive idle ticks
 }
 
 // slack is the memory retained beyond the live heap (0 if none).
@@ -82,18 +93,18 @@ func minSlackGrowth(live uint64) uint64 {
 // after memIdleTicks quiet ticks, if at least memMinBurst was allocated
 // since the last release and the slack grew by minSlackGrowth(live), or
 // if at least max(memBigBurst, live/2) was allocated.
-func (p *releasePolicy) observe(allocated, live, retained uint64) bool {
+func (p *releasePolicy) observe(allocated, live, retained uint64, cpu time.Duration) bool {
 	if !p.started {
-		p.started, p.prevAlloc, p.lastRelease = true, allocated, allocated
+		p.started, p.prevAlloc, p.prevCPU, p.lastRelease = true, allocated, cpu, allocated
 		p.baseSlack = slack(live, retained)
 		return false
 	}
-	if allocated-p.prevAlloc >= memIdleAlloc {
+	if allocated-p.prevAlloc >= memIdleAlloc || cpu-p.prevCPU >= memIdleCPU {
 		p.quiet = 0
 	} else {
 		p.quiet++
 	}
-	p.prevAlloc = allocated
+	p.prevAlloc, p.prevCPU = allocated, cpu
 	s := slack(live, retained)
 	// The slack falls when the live heap grows into the free heap or the
 	// background scavenger returns memory: measure growth from its lowest.
@@ -108,10 +119,10 @@ func (p *releasePolicy) observe(allocated, live, retained uint64) bool {
 	return s-p.baseSlack >= minSlackGrowth(live) || burst >= max(memBigBurst, live/2)
 }
 
-// released records that memory was released (allocated, live, retained:
-// as read after the release).
-func (p *releasePolicy) released(allocated, live, retained uint64) {
-	p.prevAlloc, p.lastRelease, p.quiet = allocated, allocated, 0
+// released records that memory was released (allocated, live, retained,
+// cpu: as read after the release).
+func (p *releasePolicy) released(allocated, live, retained uint64, cpu time.Duration) {
+	p.prevAlloc, p.prevCPU, p.lastRelease, p.quiet = allocated, cpu, allocated, 0
 	p.baseSlack = slack(live, retained)
 }
 
@@ -151,10 +162,11 @@ func newMemoryPolicy(log *slog.Logger) *memoryPolicy {
 	}
 }
 
-// read returns the cumulative allocated bytes, the live heap and the
+// read returns the cumulative allocated bytes, the live heap, the
 // memory mapped by the runtime minus what was released to the OS (about
-// the Go part of the RSS).
-func (m *memoryPolicy) read() (allocated, live, retained uint64) {
+// the Go part of the RSS) and the process's CPU time (user and system:
+// getrusage(2); 0 if unavailable).
+func (m *memoryPolicy) read() (allocated, live, retained uint64, cpu time.Duration) {
 	metrics.Read(m.samples)
 	v := func(i int) uint64 {
 		if m.samples[i].Value.Kind() != metrics.KindUint64 {
@@ -162,7 +174,11 @@ func (m *memoryPolicy) read() (allocated, live, retained uint64) {
 		}
 		return m.samples[i].Value.Uint64()
 	}
-	return v(0), v(1), v(2) - v(3)
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return v(0), v(1), v(2) - v(3), cpu
 }
 
 // run calls step every memTick until ctx ends.
@@ -182,7 +198,7 @@ func (m *memoryPolicy) run(ctx context.Context) {
 // step is one tick of the policy: adjust the GC percent, and return
 // memory to the OS if the policy says so (it then reports true).
 func (m *memoryPolicy) step() bool {
-	allocated, live, retained := m.read()
+	allocated, live, retained, cpu := m.read()
 	if m.adjustGC {
 		if pct := gcPercentFor(live); pct != m.gcPercent && (pct-m.gcPercent >= 5 || m.gcPercent-pct >= 5 || pct == 100) {
 			debug.SetGCPercent(pct)
@@ -190,13 +206,13 @@ func (m *memoryPolicy) step() bool {
 			m.gcPercent = pct
 		}
 	}
-	if !m.policy.observe(allocated, live, retained) {
+	if !m.policy.observe(allocated, live, retained, cpu) {
 		return false
 	}
 	t0 := time.Now()
 	debug.FreeOSMemory()
-	after, live, retainedAfter := m.read()
-	m.policy.released(after, live, retainedAfter)
+	after, live, retainedAfter, cpuAfter := m.read()
+	m.policy.released(after, live, retainedAfter, cpuAfter)
 	m.log.Debug("idle after an allocation burst: memory returned to the OS",
 		"retained_before", retained, "retained_after", retainedAfter, "live_heap", live, "took", time.Since(t0))
 	return true

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"testing"
+	"time"
 )
 
 func TestGCPercentFor(t *testing.T) {
@@ -117,16 +118,47 @@ func TestReleasePolicy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var p releasePolicy
 			for i, k := range tc.ticks {
-				got := p.observe(k.alloc, k.live, k.retained)
+				got := p.observe(k.alloc, k.live, k.retained, 0)
 				if got != k.want {
 					t.Fatalf("tick %d (alloc %d, live %d, retained %d MiB): release %v, want %v",
 						i, k.alloc/mib, k.live/mib, k.retained/mib, got, k.want)
 				}
 				if got {
-					p.released(k.alloc, k.live, k.live+10*mib)
+					p.released(k.alloc, k.live, k.live+10*mib, 0)
 				}
 			}
 		})
+	}
+}
+
+// TestReleasePolicyWaitsForCPUIdle: a process that allocates little but
+// computes (the linux driver programming the kernel in sendmsg calls) is
+// not idle; the release waits until it uses less than memIdleCPU per tick.
+func TestReleasePolicyWaitsForCPUIdle(t *testing.T) {
+	const mib = 1 << 20
+	ms := time.Millisecond
+	var p releasePolicy
+	for i, k := range []struct {
+		alloc uint64
+		cpu   time.Duration // cumulative
+		want  bool
+	}{
+		{0, 0, false},                // baseline
+		{300 * mib, 100 * ms, false}, // busy allocating
+		{300 * mib, 150 * ms, false}, // 50 ms of CPU, nothing allocated
+		{300 * mib, 200 * ms, false}, //
+		{300 * mib, 250 * ms, false}, //
+		{300 * mib, 300 * ms, false}, // still busy: four quiet ticks on allocations alone
+		{300 * mib, 300 * ms, false}, // quiet 1
+		{300 * mib, 309 * ms, false}, // quiet 2 (9 ms < memIdleCPU)
+		{300 * mib, 350 * ms, false}, // busy again
+		{300 * mib, 351 * ms, false}, // quiet 1
+		{300 * mib, 352 * ms, false}, // quiet 2
+		{300 * mib, 353 * ms, true},  // quiet 3: release
+	} {
+		if got := p.observe(k.alloc, 200*mib, 240*mib, k.cpu); got != k.want {
+			t.Fatalf("tick %d (alloc %d MiB, cpu %v): release %v, want %v", i, k.alloc/mib, k.cpu, got, k.want)
+		}
 	}
 }
 
