@@ -45,7 +45,7 @@ const (
 	memTick        = 50 * time.Millisecond
 	memIdleTicks   = 3           // idle for 150 ms…
 	memIdleAlloc   = 1 << 20     // …allocating less than 1 MiB per tick…
-	memIdleCPU     = memTick / 5 // …and using less than a fifth of a CPU
+	memIdleCPU     = memTick / 2 // …and using less than half a CPU
 	memMinBurst    = 4 << 20     // allocated since the last release
 	memMinSlack    = 16 << 20
 	memBigBurst    = 32 << 20 // allocated since the last release: release whatever the slack
