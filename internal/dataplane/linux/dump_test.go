@@ -151,3 +151,30 @@ func BenchmarkNeighDeserialize(b *testing.B) {
 		netlink.NeighDeserialize(msgFDBRemote)
 	}
 }
+
+// TestCmpFDBRec: the reconcile sorts the dumped fdb entries with it and
+// looks the desired ones up by binary search, so it must order by MAC,
+// then VTEP, then VNI, and be 0 only for equal keys.
+func TestCmpFDBRec(t *testing.T) {
+	r := func(m byte, vtep string, vni uint32) fdbRec {
+		return fdbRec{mac: [6]byte{2, 0, 0, 0, 0, m}, vtep: netip.MustParseAddr(vtep), vni: vni}
+	}
+	for _, tc := range []struct {
+		a, b fdbRec
+		want int
+	}{
+		{r(1, "10.0.0.2", 5), r(1, "10.0.0.2", 5), 0},
+		{r(1, "10.0.0.9", 9), r(2, "10.0.0.1", 1), -1}, // MAC first
+		{r(2, "10.0.0.1", 9), r(2, "10.0.0.2", 1), -1}, // then VTEP
+		{r(2, "10.0.0.2", 7), r(2, "10.0.0.2", 6), 1},  // then VNI
+		{r(2, "10.0.0.2", 7), r(2, "2001:db8::1", 7), -1},
+		{fdbRec{state: 1, flags: 2}, fdbRec{master: true}, 0}, // other fields ignored
+	} {
+		if got := cmpFDBRec(tc.a, tc.b); got != tc.want {
+			t.Errorf("cmpFDBRec(%v, %v) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+		if got := cmpFDBRec(tc.b, tc.a); got != -tc.want {
+			t.Errorf("cmpFDBRec(%v, %v) = %d, want %d", tc.b, tc.a, got, -tc.want)
+		}
+	}
+}
