@@ -3,10 +3,14 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/bagpipe-go/bagpipe/internal/testenv"
 )
 
 func post(t *testing.T, url string, body map[string]any) (int, string) {
@@ -60,11 +64,19 @@ func TestIPVPNEndToEnd(t *testing.T) {
 	if field(t, ep, "direction") != "to-port" || field(t, ep, "ip_address") != "10.0.0.6/32" || field(t, ep, "label").(float64) < 16 {
 		t.Fatalf("red endpoint %v", ep)
 	}
-	// blue's dummy dataplane routes red's endpoint.
-	dp := mustGet(t, lg+"/vpns/instances/blue/dataplane")
-	if r := field(t, dp, "routes", "10.0.0.6/32").([]any); len(r) != 1 || !strings.HasPrefix(r[0].(string), "127.0.0.24/") {
-		t.Fatalf("blue dataplane %v", dp)
-	}
+	// blue's dummy dataplane routes red's endpoint, once red's route has
+	// gone through the engine to blue (asynchronous to the attach reply).
+	var dp any
+	testenv.WaitFor(t, 10*time.Second, "blue's dataplane to route 10.0.0.6/32 through 127.0.0.24", func() (bool, error) {
+		dp = mustGet(t, lg+"/vpns/instances/blue/dataplane")
+		routes, _ := dp.(map[string]any)["routes"].(map[string]any)
+		r, _ := routes["10.0.0.6/32"].([]any)
+		if len(r) != 1 {
+			return false, fmt.Errorf("dataplane %v", dp)
+		}
+		s, _ := r[0].(string)
+		return strings.HasPrefix(s, "127.0.0.24/"), fmt.Errorf("route %v", r)
+	})
 	if field(t, dp, "driver", "id") != "ipvpn" {
 		t.Fatalf("dataplane driver %v", field(t, dp, "driver"))
 	}
