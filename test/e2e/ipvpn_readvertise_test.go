@@ -4,10 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/bagpipe-go/bagpipe/internal/lab"
@@ -135,31 +132,8 @@ func testIPVPNReadvertise(t *testing.T, driver string) {
 // netns: a netns detach would delete the veth, and the namespace with
 // the service VM's other port), with extra arguments.
 func (l *ipvpnLab) restAttachHostPort(vm ipvpnVM, attach bool, extra ...string) {
-	t := l.t
-	t.Helper()
-	op := "--detach"
-	if attach {
-		op = "--attach"
-	}
-	args := []string{op, "--port", vm.host(), "--network-type", "ipvpn", "--vpn-instance-id", vm.Network,
-		"--ip", vm.IP.String(), "--mac", vm.MAC, "--config-file", vm.ConfigFile}
-	if vm.RT != "" {
-		args = append(args, "--rt", vm.RT)
-	}
-	o := l.ovs[vm.n]
-	if o != nil {
-		args = append(args, "--ovs-preplug", "--ovs-bridge", "br-mpls")
-	}
-	args = append(args, extra...)
-	cmd := lab.Command(vm.Node, filepath.Join(l.bin, "bagpipe-rest-attach"), args...)
-	if o != nil {
-		cmd.Env = append(os.Environ(), o.env()...)
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("e2e: bagpipe-rest-attach %s (on node %s): %v\n%s", strings.Join(args, " "), vm.n.name, err, out)
-	}
-	t.Logf("bagpipe-rest-attach %s (%s on %s):\n%s", op, vm.host(), vm.n.name, out)
+	l.t.Helper()
+	l.runRestAttach(vm, attach, append([]string{"--port", vm.host()}, extra...)...)
 }
 
 // checkReadvertised waits until gobgpd holds the readvertisement of

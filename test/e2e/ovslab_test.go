@@ -357,36 +357,15 @@ func (l *ipvpnLab) vm(n *node, name, vrf, rt, ip, mac string) ipvpnVM {
 func (l *ipvpnLab) restAttach(vm ipvpnVM, attach bool, extra ...string) {
 	t := l.t
 	t.Helper()
-	op := "--detach"
-	if attach {
-		op = "--attach"
-	}
 	port := "netns"
 	if vm.hostIf != "" {
 		port += ":" + vm.hostIf
 	}
-	args := []string{op, "--port", port, "--network-type", "ipvpn", "--vpn-instance-id", vm.Network,
-		"--ip", vm.IP.String(), "--netns", vm.NS, "--mac", vm.MAC, "--config-file", vm.ConfigFile}
-	if vm.RT != "" {
-		args = append(args, "--rt", vm.RT)
-	}
+	args := []string{"--port", port, "--netns", vm.NS}
 	if vm.nsIf != "" {
 		args = append(args, "--if2vpn", vm.nsIf)
 	}
-	o := l.ovs[vm.n]
-	if o != nil {
-		args = append(args, "--ovs-preplug", "--ovs-bridge", "br-mpls")
-	}
-	args = append(args, extra...)
-	cmd := lab.Command(vm.Node, filepath.Join(l.bin, "bagpipe-rest-attach"), args...)
-	if o != nil {
-		cmd.Env = append(os.Environ(), o.env()...)
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("e2e: bagpipe-rest-attach %s (on node %s): %v\n%s", strings.Join(args, " "), vm.n.name, err, out)
-	}
-	t.Logf("bagpipe-rest-attach %s (%s on %s):\n%s", op, vm.NS, vm.n.name, out)
+	l.runRestAttach(vm, attach, append(args, extra...)...)
 	if !attach {
 		return
 	}
@@ -399,4 +378,35 @@ func (l *ipvpnLab) restAttach(vm ipvpnVM, attach bool, extra ...string) {
 			t.Fatalf("e2e: %s: %v\n%s", strings.Join(c, " "), err, out)
 		}
 	}
+}
+
+// runRestAttach runs bagpipe-rest-attach --attach or --detach on vm's
+// node for vm's IP VPN instance, with the port arguments and extra ones in
+// portArgs; on an ovs node with --ovs-preplug and OVS's environment.
+func (l *ipvpnLab) runRestAttach(vm ipvpnVM, attach bool, portArgs ...string) {
+	t := l.t
+	t.Helper()
+	op := "--detach"
+	if attach {
+		op = "--attach"
+	}
+	args := []string{op, "--network-type", "ipvpn", "--vpn-instance-id", vm.Network,
+		"--ip", vm.IP.String(), "--mac", vm.MAC, "--config-file", vm.ConfigFile}
+	if vm.RT != "" {
+		args = append(args, "--rt", vm.RT)
+	}
+	o := l.ovs[vm.n]
+	if o != nil {
+		args = append(args, "--ovs-preplug", "--ovs-bridge", "br-mpls")
+	}
+	args = append(args, portArgs...)
+	cmd := lab.Command(vm.Node, filepath.Join(l.bin, "bagpipe-rest-attach"), args...)
+	if o != nil {
+		cmd.Env = append(os.Environ(), o.env()...)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("e2e: bagpipe-rest-attach %s (on node %s): %v\n%s", strings.Join(args, " "), vm.n.name, err, out)
+	}
+	t.Logf("bagpipe-rest-attach %s (%s on %s):\n%s", op, vm.host(), vm.n.name, out)
 }
