@@ -6,11 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"sort"
-	"sync/atomic"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -19,13 +16,12 @@ import (
 
 	"github.com/bagpipe-go/bagpipe/internal/dataplane"
 	"github.com/bagpipe-go/bagpipe/internal/route"
+	"github.com/bagpipe-go/bagpipe/internal/testenv"
 )
 
 // These tests program a real kernel: they need root (CAP_NET_ADMIN and
 // CAP_SYS_ADMIN) and fail, never skip, when the kernel refuses. Every test
 // works in throwaway network namespaces it deletes on cleanup.
-
-var nsSeq atomic.Int64
 
 // testNS is a throwaway named network namespace and a netlink handle in it.
 type testNS struct {
@@ -38,40 +34,10 @@ type testNS struct {
 // it) without leaving the test's thread in it, and brings lo up.
 func newNS(t testing.TB) *testNS {
 	t.Helper()
-	name := fmt.Sprintf("bgpv%d-%d", os.Getpid(), nsSeq.Add(1))
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("getting the current network namespace: %v", err)
-	}
-	ns, err := netns.NewNamed(name)
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		t.Fatalf("creating network namespace %s (tests need root): %v", name, err)
-	}
-	if err := netns.Set(orig); err != nil {
-		t.Fatalf("returning to the original network namespace: %v", err)
-	}
-	runtime.UnlockOSThread()
-	orig.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		ns.Close()
-		_ = netns.DeleteNamed(name)
-		t.Fatalf("netlink handle in %s: %v", name, err)
-	}
-	tn := &testNS{name: name, h: h, fd: ns}
-	t.Cleanup(func() {
-		h.Close()
-		ns.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("deleting network namespace %s: %v", name, err)
-		}
-	})
-	if err := h.LinkSetUp(link(t, tn, "lo")); err != nil {
-		t.Fatalf("lo up in %s: %v", name, err)
+	n := testenv.NewNetns(t, "bgpv")
+	tn := &testNS{name: n.Name, h: n.Handle, fd: n.Fd}
+	if err := tn.h.LinkSetUp(link(t, tn, "lo")); err != nil {
+		t.Fatalf("lo up in %s: %v", tn.name, err)
 	}
 	return tn
 }
