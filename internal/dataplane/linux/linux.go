@@ -367,32 +367,19 @@ func Cleanup(netns string) error {
 // were leftovers at New).
 func (d *Driver) loop(leftovers bool) {
 	defer d.wg.Done()
-	var tick <-chan time.Time
-	if d.opts.ReconcileInterval > 0 {
-		t := time.NewTicker(d.opts.ReconcileInterval)
-		defer t.Stop()
-		tick = t.C
+	grace := d.opts.AdoptGrace
+	if !leftovers {
+		grace = 0
 	}
-	var grace <-chan time.Time
-	if d.opts.AdoptGrace > 0 && leftovers {
-		t := time.NewTimer(d.opts.AdoptGrace)
-		defer t.Stop()
-		grace = t.C
-	}
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-grace:
-			if err := d.removeUnclaimed(true); err != nil {
-				d.log.Error("removing unclaimed interfaces after the adoption grace", "err", err)
-			}
-		case <-tick:
-			if err := d.Reconcile(); err != nil {
-				d.log.Warn("reconcile", "err", err)
-			}
+	dataplane.Maintain(d.stop, d.opts.ReconcileInterval, grace, func() {
+		if err := d.Reconcile(); err != nil {
+			d.log.Warn("reconcile", "err", err)
 		}
-	}
+	}, func() {
+		if err := d.removeUnclaimed(true); err != nil {
+			d.log.Error("removing unclaimed interfaces after the adoption grace", "err", err)
+		}
+	})
 }
 
 // Reconcile reconciles every live EVI with the kernel now, from one dump
