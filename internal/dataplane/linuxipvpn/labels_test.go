@@ -85,12 +85,7 @@ func nsEchos(t *testing.T, ns *testNS) int {
 // echo request.
 func TestDeliveryByLabel(t *testing.T) {
 	needTools(t, "ip", "ping")
-	nodeA, nodeB := newNS(t), newNS(t)
-	veth(t, nodeA, "ul", "ul", nodeB)
-	setAddr(t, nodeA, "ul", "10.98.0.1/24")
-	setAddr(t, nodeB, "ul", "10.98.0.2/24")
-	dA := newDriver(t, nodeA, Options{LocalAddress: addr("10.98.0.1")})
-	dB := newDriver(t, nodeB, Options{LocalAddress: addr("10.98.0.2")})
+	nodeA, nodeB, dA, dB := twoNodes(t)
 	redA, redB := newVRF(t, dA, 1, "10.1.1.1"), newVRF(t, dB, 1, "10.2.2.1")
 	vmA := plugVM(t, nodeA, redA, "tap-red", "10.1.1.10", "10.1.1.1", "02:00:00:0a:00:01", 301)
 	vmB := plugVM(t, nodeB, redB, "tap-red", "10.2.2.10", "10.2.2.1", "02:00:00:0b:00:01", 302)

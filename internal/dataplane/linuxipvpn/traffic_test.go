@@ -100,12 +100,7 @@ func pingFails(vm *vmSide, dst string) (string, bool) {
 // two VRFs of one node reach each other through the local next hop.
 func TestTrafficBetweenTwoNodes(t *testing.T) {
 	needTools(t, "ip", "ping")
-	nodeA, nodeB := newNS(t), newNS(t)
-	veth(t, nodeA, "ul", "ul", nodeB)
-	setAddr(t, nodeA, "ul", "10.98.0.1/24")
-	setAddr(t, nodeB, "ul", "10.98.0.2/24")
-	dA := newDriver(t, nodeA, Options{LocalAddress: addr("10.98.0.1")})
-	dB := newDriver(t, nodeB, Options{LocalAddress: addr("10.98.0.2")})
+	nodeA, nodeB, dA, dB := twoNodes(t)
 
 	redA, blueA := newVRF(t, dA, 1, "10.1.1.1"), newVRF(t, dA, 2, "10.1.1.1")
 	redB, blueB := newVRF(t, dB, 1, "10.2.2.1"), newVRF(t, dB, 2, "10.2.2.1")
@@ -168,4 +163,18 @@ func TestTrafficBetweenTwoNodes(t *testing.T) {
 	if out, failed := pingFails(vmRedA, vmRedB.ip); !failed {
 		t.Errorf("ping still works after the route was removed:\n%s", out)
 	}
+}
+
+// twoNodes makes two node namespaces joined by an underlay veth "ul"
+// (10.98.0.1/24 on A, .2 on B) and a driver on each with that local
+// address.
+func twoNodes(t *testing.T) (nodeA, nodeB *testNS, dA, dB *Driver) {
+	t.Helper()
+	nodeA, nodeB = newNS(t), newNS(t)
+	veth(t, nodeA, "ul", "ul", nodeB)
+	setAddr(t, nodeA, "ul", "10.98.0.1/24")
+	setAddr(t, nodeB, "ul", "10.98.0.2/24")
+	dA = newDriver(t, nodeA, Options{LocalAddress: addr("10.98.0.1")})
+	dB = newDriver(t, nodeB, Options{LocalAddress: addr("10.98.0.2")})
+	return nodeA, nodeB, dA, dB
 }
