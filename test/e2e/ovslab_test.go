@@ -237,33 +237,9 @@ func newIPVPNLab(t *testing.T, specs ...ipvpnNodeSpec) *ipvpnLab {
 			requireOVS(t)
 		}
 	}
-	bin := testenv.BuildBinaries(t)
-	if err := lab.SweepStale(prefixBase); err != nil {
-		t.Logf("e2e: removing namespaces of earlier runs: %v", err)
-	}
-	prefix, err := lab.NewPrefix(prefixBase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp := &topo{t: t, root: t, bin: bin, prefix: prefix}
+	tp := newLabSkeleton(t)
 	l := &ipvpnLab{topo: tp, ovs: map[*node]*ovsInstance{}}
-	t.Cleanup(func() {
-		// Registered first, so it runs after the processes and the OVS
-		// daemons are stopped.
-		if err := lab.DeleteNamespaces(prefix, 5*time.Second); err != nil {
-			t.Errorf("e2e: cleanup: %v", err)
-		}
-		lab.ReleasePrefix(prefix)
-		if left, _ := lab.Namespaces(prefix); len(left) > 0 {
-			t.Errorf("e2e: cleanup left namespaces %v", left)
-		}
-	})
-	if tp.u, err = lab.NewUnderlay(prefix); err != nil {
-		t.Fatal(err)
-	}
-	if tp.rrNS, err = tp.u.AddMachine("rr", lab.RRAddr); err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	var addrs []netip.Addr
 	for i, s := range specs {
 		n := &node{tp: tp, name: s.name, addr: lab.NodeAddr(i + 1)}
@@ -304,7 +280,7 @@ func newIPVPNLab(t *testing.T, specs ...ipvpnNodeSpec) *ipvpnLab {
 			env = o.env()
 		}
 		n.proc = testenv.StartProcess(t, "ip", []string{"netns", "exec", n.ns,
-			filepath.Join(bin, "bagpipe-bgp"), "--config-file", n.conf}, env)
+			filepath.Join(tp.bin, "bagpipe-bgp"), "--config-file", n.conf}, env)
 	}
 	for _, n := range tp.nodes {
 		n.waitEstablished()

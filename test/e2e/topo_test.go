@@ -84,31 +84,8 @@ func requireEnv(t *testing.T, rr string) {
 func newTopo(t *testing.T, rr, evpnExtra string, names ...string) *topo {
 	t.Helper()
 	requireEnv(t, rr)
-	bin := testenv.BuildBinaries(t)
-	if err := lab.SweepStale(prefixBase); err != nil {
-		t.Logf("e2e: removing namespaces of earlier runs: %v", err)
-	}
-	prefix, err := lab.NewPrefix(prefixBase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp := &topo{t: t, root: t, bin: bin, prefix: prefix}
-	t.Cleanup(func() {
-		// Registered first, so it runs after the processes are stopped.
-		if err := lab.DeleteNamespaces(prefix, 5*time.Second); err != nil {
-			t.Errorf("e2e: cleanup: %v", err)
-		}
-		lab.ReleasePrefix(prefix)
-		if left, _ := lab.Namespaces(prefix); len(left) > 0 {
-			t.Errorf("e2e: cleanup left namespaces %v", left)
-		}
-	})
-	if tp.u, err = lab.NewUnderlay(prefix); err != nil {
-		t.Fatal(err)
-	}
-	if tp.rrNS, err = tp.u.AddMachine("rr", lab.RRAddr); err != nil {
-		t.Fatal(err)
-	}
+	tp := newLabSkeleton(t)
+	var err error
 	var addrs []netip.Addr
 	for i, name := range names {
 		n := &node{tp: tp, name: name, addr: lab.NodeAddr(i + 1)}
@@ -129,7 +106,7 @@ func newTopo(t *testing.T, rr, evpnExtra string, names ...string) *topo {
 		gobgpd, _ := exec.LookPath("gobgpd")
 		testenv.StartProcess(t, "ip", append([]string{"netns", "exec", tp.rrNS, gobgpd}, lab.GoBGPArgs(conf)...), nil)
 	case "bagpipe-fakerr":
-		testenv.StartProcess(t, "ip", []string{"netns", "exec", tp.rrNS, filepath.Join(bin, "bagpipe-fakerr"),
+		testenv.StartProcess(t, "ip", []string{"netns", "exec", tp.rrNS, filepath.Join(tp.bin, "bagpipe-fakerr"),
 			"--host", lab.RRAddr.String(), "--port", "179"}, nil)
 	default:
 		t.Fatalf("e2e: unknown route reflector %q", rr)
@@ -379,4 +356,38 @@ func macOf(t *testing.T, s string) string {
 		t.Fatalf("e2e: bad MAC %q: %v", s, err)
 	}
 	return m.String()
+}
+
+// newLabSkeleton builds what every lab starts with: the test binaries, a
+// private namespace prefix (stale ones of earlier runs swept), the
+// underlay switch and the route reflector's machine at lab.RRAddr. Its
+// cleanup is registered first, so it runs after the processes and daemons
+// the test starts later are stopped, and removes every namespace.
+func newLabSkeleton(t *testing.T) *topo {
+	t.Helper()
+	bin := testenv.BuildBinaries(t)
+	if err := lab.SweepStale(prefixBase); err != nil {
+		t.Logf("e2e: removing namespaces of earlier runs: %v", err)
+	}
+	prefix, err := lab.NewPrefix(prefixBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := &topo{t: t, root: t, bin: bin, prefix: prefix}
+	t.Cleanup(func() {
+		if err := lab.DeleteNamespaces(prefix, 5*time.Second); err != nil {
+			t.Errorf("e2e: cleanup: %v", err)
+		}
+		lab.ReleasePrefix(prefix)
+		if left, _ := lab.Namespaces(prefix); len(left) > 0 {
+			t.Errorf("e2e: cleanup left namespaces %v", left)
+		}
+	})
+	if tp.u, err = lab.NewUnderlay(prefix); err != nil {
+		t.Fatal(err)
+	}
+	if tp.rrNS, err = tp.u.AddMachine("rr", lab.RRAddr); err != nil {
+		t.Fatal(err)
+	}
+	return tp
 }
